@@ -1,0 +1,81 @@
+//! Hostile UDFs, built for the sandbox tests: each misbehaves in one way the host must contain
+//! (endless loop, memory bomb, endless recursion, trap, panic, oversized output), plus a
+//! well-behaved one that logs, to prove the module stays usable after the others fail.
+
+use std::hint::black_box;
+
+use sluice_guest::{Record, UdfError, flat_map, map};
+
+/// Never returns.
+#[map]
+pub fn spin(record: Record) -> Record {
+    let mut n = 0u64;
+    while black_box(n) != u64::MAX || black_box(true) {
+        n = n.wrapping_add(1);
+    }
+    record
+}
+
+/// Allocates 1 MiB after 1 MiB and keeps them all, until the memory limit stops it.
+#[map]
+pub fn memory_bomb(record: Record) -> Record {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(black_box(vec![1u8; 1 << 20]));
+        if black_box(hoard.len()) == usize::MAX {
+            break;
+        }
+    }
+    record
+}
+
+#[inline(never)]
+fn descend(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    descend(depth + 1).wrapping_add(frame[(depth % 32) as usize])
+}
+
+/// Recurses without end.
+#[map]
+pub fn recurse(record: Record) -> Record {
+    let d = descend(black_box(0));
+    record.with_timestamp(d as i64)
+}
+
+/// Executes a trap instruction (`unreachable`) without panicking.
+#[map]
+pub fn trap(_record: Record) -> Record {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
+
+/// Panics with a message that names the record.
+#[map]
+pub fn panics(record: Record) -> Record {
+    let text = String::from_utf8_lossy(&record.value).into_owned();
+    panic!("boom on record {text:?}");
+}
+
+/// Emits 4,096 copies of a 1 KiB record per input: 4 MiB per record, to hit the output cap.
+#[flat_map]
+pub fn flood(record: Record) -> Vec<Record> {
+    let big = vec![b'x'; 1024];
+    (0..4096)
+        .map(|_| Record::new(big.clone()).with_timestamp(record.timestamp_ms))
+        .collect()
+}
+
+/// Logs the record at every level and returns it unchanged.
+#[map]
+pub fn chatty(record: Record) -> Result<Record, UdfError> {
+    let text = record.value_str()?;
+    sluice_guest::debug!("debug: {text}");
+    sluice_guest::info!("info: {text}");
+    sluice_guest::warn!("warn: {text}");
+    Ok(record)
+}
