@@ -1,1 +1,12 @@
+//! Sluice: a micro-batch stream-processing platform whose user functions are sandboxed
+//! WebAssembly modules. This crate is the host: the `sluice` binary and its library.
+//!
+//! - [`batch`]: batches in the ABI's byte layout, shared by the engine and the runtime.
+//! - [`runtime`]: the wasm sandbox (the only module that names wasmtime).
+//! - [`demo`]: the demo the README's first command runs.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the code map and invariants.
 
+pub mod batch;
+pub mod demo;
+pub mod runtime;
