@@ -1,1 +1,10 @@
+//! End-to-end tests, one binary with a module per feature (the pattern of wasmtime's
+//! `tests/all`): the real runtime with the real UDF modules built by the build, and the real
+//! `sluice` binary.
 
+mod abi_by_hand;
+mod cache;
+mod cli;
+mod load_errors;
+mod native_parity;
+mod sandbox;

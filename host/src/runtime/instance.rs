@@ -160,6 +160,11 @@ impl UdfInstance {
                     "its initial memory is over the limit of {} bytes (limit memory_bytes_max)",
                     limits.memory_bytes_max
                 ))
+            } else if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+                fail(format!(
+                    "its start function ran past the time limit of {} ms (limit cpu_time_ms_max)",
+                    limits.cpu_time_ms_max
+                ))
             } else {
                 fail(format!("{e:#}"))
             }
@@ -375,6 +380,14 @@ impl UdfInstance {
             _ if denied => UdfError::MemoryLimit {
                 udf,
                 limit_bytes: self.limits.memory_bytes_max,
+            },
+            Some(Trap::MemoryOutOfBounds) => UdfError::Trap {
+                udf,
+                trap: format!(
+                    "{} (endless recursion that overflows the stack a compiler keeps in linear \
+                     memory ends this way too)",
+                    Trap::MemoryOutOfBounds
+                ),
             },
             Some(trap) => UdfError::Trap {
                 udf,

@@ -29,19 +29,38 @@ pub fn memory_bomb(record: Record) -> Record {
     record
 }
 
+/// Recursion that keeps only scalars, so it lives on the wasm stack itself.
 #[inline(never)]
-fn descend(depth: u64) -> u64 {
+fn descend(depth: u64, data: &[u8]) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let below = descend(depth + 1, data);
+    below.rotate_left(7) ^ u64::from(data[(depth as usize) % data.len().max(1)]) ^ depth
+}
+
+/// Recursion with an address-taken array per frame, so it lives on the stack the compiler
+/// keeps in linear memory (the "shadow stack" of wasm32 Rust programs).
+#[inline(never)]
+fn descend_in_memory(depth: u64) -> u64 {
     let frame = black_box([depth; 32]);
     if black_box(depth) == u64::MAX {
         return 0;
     }
-    descend(depth + 1).wrapping_add(frame[(depth % 32) as usize])
+    descend_in_memory(depth + 1).wrapping_add(frame[(depth % 32) as usize])
 }
 
-/// Recurses without end.
+/// Recurses without end on the wasm stack.
 #[map]
 pub fn recurse(record: Record) -> Record {
-    let d = descend(black_box(0));
+    let d = descend(0, &record.value);
+    record.with_timestamp(d as i64)
+}
+
+/// Recurses without end on the stack in linear memory.
+#[map]
+pub fn recurse_in_memory(record: Record) -> Record {
+    let d = descend_in_memory(black_box(0));
     record.with_timestamp(d as i64)
 }
 
@@ -61,11 +80,11 @@ pub fn panics(record: Record) -> Record {
     panic!("boom on record {text:?}");
 }
 
-/// Emits 4,096 copies of a 1 KiB record per input: 4 MiB per record, to hit the output cap.
+/// Emits 1,024 copies of a 1 KiB record per input: 1 MiB per record, to hit the output cap.
 #[flat_map]
 pub fn flood(record: Record) -> Vec<Record> {
     let big = vec![b'x'; 1024];
-    (0..4096)
+    (0..1024)
         .map(|_| Record::new(big.clone()).with_timestamp(record.timestamp_ms))
         .collect()
 }
