@@ -234,6 +234,6 @@ mod tests {
     fn a_truncated_batch_is_an_error() {
         let mut b = batch(&["abc"]);
         b.truncate(b.len() - 1);
-        assert!(run_map(&b, &mut Vec::new(), Ok).is_err());
+        assert!(run_map(&b, &mut Vec::new(), |r| Ok(r)).is_err());
     }
 }

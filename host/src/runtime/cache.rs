@@ -58,10 +58,8 @@ impl CompileCache {
             Some(m) => m,
             None => {
                 let m = compile()?;
-                if let Some(d) = &self.disk {
-                    if let Err(e) = d.store(sha256, &m) {
-                        tracing::warn!("could not write the compiled module to the cache: {e}");
-                    }
+                if let Some(Err(e)) = self.disk.as_ref().map(|d| d.store(sha256, &m)) {
+                    tracing::warn!("could not write the compiled module to the cache: {e}");
                 }
                 m
             }

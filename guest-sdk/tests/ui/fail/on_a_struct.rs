@@ -1,0 +1,6 @@
+use sluice_guest::map;
+
+#[map]
+struct NotAFunction;
+
+fn main() {}
