@@ -32,6 +32,7 @@ mod error;
 pub mod log;
 mod outputs;
 mod record;
+pub mod text;
 mod value;
 
 #[doc(hidden)]

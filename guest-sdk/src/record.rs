@@ -19,6 +19,7 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     /// A record with this value, no key and timestamp 0.
+    #[inline]
     pub fn new(value: impl Into<Bytes<'a>>) -> Record<'a> {
         Record {
             key: None,
@@ -28,6 +29,7 @@ impl<'a> Record<'a> {
     }
 
     /// A record with this key and value and timestamp 0.
+    #[inline]
     pub fn keyed(key: impl Into<Bytes<'a>>, value: impl Into<Bytes<'a>>) -> Record<'a> {
         Record {
             key: Some(key.into()),
@@ -37,6 +39,7 @@ impl<'a> Record<'a> {
     }
 
     /// The same record with this key.
+    #[inline]
     pub fn with_key(self, key: impl Into<Bytes<'a>>) -> Record<'a> {
         Record {
             key: Some(key.into()),
@@ -45,11 +48,13 @@ impl<'a> Record<'a> {
     }
 
     /// The same record without a key.
+    #[inline]
     pub fn without_key(self) -> Record<'a> {
         Record { key: None, ..self }
     }
 
     /// The same record with this value.
+    #[inline]
     pub fn with_value(self, value: impl Into<Bytes<'a>>) -> Record<'a> {
         Record {
             value: value.into(),
@@ -58,6 +63,7 @@ impl<'a> Record<'a> {
     }
 
     /// The same record with this timestamp.
+    #[inline]
     pub fn with_timestamp(self, timestamp_ms: i64) -> Record<'a> {
         Record {
             timestamp_ms,
@@ -66,17 +72,19 @@ impl<'a> Record<'a> {
     }
 
     /// The value as UTF-8 text, or an error that says it is not.
+    #[inline]
     pub fn value_str(&self) -> Result<&str, UdfError> {
-        Ok(std::str::from_utf8(self.value.as_bytes())?)
+        Ok(crate::text::ascii_or_utf8(self.value.as_bytes())?)
     }
 
     /// The value as UTF-8 text borrowed from the input batch for the batch's lifetime `'a`, so
     /// records the UDF returns may point into it without a copy (split a line into words, pick a
     /// field as the key). Values the UDF built itself are not in the batch: read those with
     /// [`Record::value_str`].
+    #[inline(always)]
     pub fn value_text(&self) -> Result<&'a str, UdfError> {
         match self.value.batch_bytes() {
-            Some(b) => Ok(std::str::from_utf8(b)?),
+            Some(b) => Ok(crate::text::ascii_or_utf8(b)?),
             None => Err(UdfError::new(
                 "value_text() reads values from the input batch, and this value was built by the UDF: use value_str()",
             )),

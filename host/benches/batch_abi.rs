@@ -57,7 +57,12 @@ fn line(i: u64) -> String {
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 32;
     let action = ["view", "click", "scroll", "purchase"][(x % 4) as usize];
-    format!("{},{},{action},/products/item/{}", 10_000 + x % 90_000, 1_700_000_000 + (x >> 20) % 100_000, (x >> 40) % 10_000)
+    format!(
+        "{},{},{action},/products/item/{}",
+        10_000 + x % 90_000,
+        1_700_000_000 + (x >> 20) % 100_000,
+        (x >> 40) % 10_000
+    )
 }
 
 fn pool(size: usize) -> Vec<RecordBatch> {
@@ -97,8 +102,12 @@ fn main() {
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
     let rt = Runtime::new(RuntimeConfig::default()).expect("runtime");
-    let module = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).expect("examples load");
-    let mut inst = rt.instantiate(&module, &rt.config().default_limits).expect("instance");
+    let module = rt
+        .load("examples@1", sluice_udf_artifacts::EXAMPLES)
+        .expect("examples load");
+    let mut inst = rt
+        .instantiate(&module, &rt.config().default_limits)
+        .expect("instance");
 
     for size in SIZES {
         let batches = pool(size);

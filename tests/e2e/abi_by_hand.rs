@@ -233,11 +233,17 @@ fn asking_for_a_udf_the_module_lacks_lists_what_it_has() {
 
 #[test]
 fn the_example_on_the_abi_page_works() {
-    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/abi.md")).unwrap();
-    let start = page.find("```wat\n").expect("docs/abi.md has a wat example") + 7;
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/abi.md")).unwrap();
+    let start = page
+        .find("```wat\n")
+        .expect("docs/abi.md has a wat example")
+        + 7;
     let end = start + page[start..].find("```").unwrap();
     let rt = runtime();
-    let m = rt.load("doc@1", &wat::parse_str(&page[start..end]).unwrap()).unwrap();
+    let m = rt
+        .load("doc@1", &wat::parse_str(&page[start..end]).unwrap())
+        .unwrap();
     let mut inst = rt.instantiate(&m, &rt.config().default_limits).unwrap();
     let mut input = batch(&["a", "", "ccc"]);
     input.push(Some(b"k"), b"v", -3);

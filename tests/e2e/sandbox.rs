@@ -198,3 +198,46 @@ fn a_hostile_udf_on_one_thread_does_not_slow_or_break_another() {
     assert!(calls > 0);
     assert_eq!(warm.len(), 1, "the good instance stayed warm throughout");
 }
+
+#[test]
+fn with_fuel_metering_an_endless_loop_runs_out_of_fuel_and_normal_udfs_still_run() {
+    use sluice::runtime::{CallLimits, Runtime, RuntimeConfig};
+    let base = config();
+    let rt = Runtime::new(RuntimeConfig {
+        fuel_metering: true,
+        default_limits: CallLimits {
+            fuel_per_call_max: 50_000_000,
+            cpu_time_ms_max: 10_000,
+            ..base.default_limits
+        },
+        ..base
+    })
+    .unwrap();
+    let limits = rt.config().default_limits.clone();
+    let mut warm = WarmInstances::new();
+    let bad = hostile(&rt);
+    let err = warm
+        .with(&rt, &bad, &limits, |i| i.map("spin", &batch(&["x"])))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UdfError::OutOfFuel {
+                limit: 50_000_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("fuel_per_call_max"), "{err}");
+    // Fuel is refilled per call: many calls in a row each get the whole budget.
+    let ex = examples(&rt);
+    for _ in 0..20 {
+        let out = warm
+            .with(&rt, &ex, &limits, |i| {
+                i.map("parse_visit", &batch(&["u1,10,/a", "u2,11,/b"]))
+            })
+            .unwrap();
+        assert_eq!(out.records.len(), 2);
+    }
+}

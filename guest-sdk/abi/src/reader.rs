@@ -60,6 +60,7 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         match end {
@@ -76,14 +77,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a `u32`.
-    #[inline]
+    #[inline(always)]
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
         let b = self.take(4, "u32")?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// Reads an `i64`.
-    #[inline]
+    #[inline(always)]
     pub fn i64(&mut self) -> Result<i64, DecodeError> {
         let b = self.take(8, "i64")?;
         let mut a = [0u8; 8];
@@ -92,7 +93,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `[u32 len][bytes]`.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
         self.take(n, "bytes")
@@ -105,7 +106,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one record.
-    #[inline]
+    #[inline(always)]
     pub fn record(&mut self) -> Result<RecordRef<'a>, DecodeError> {
         let key_len = self.u32()?;
         let key = if key_len == NO_KEY {

@@ -16,13 +16,13 @@ fn bad_input(e: sluice_abi::DecodeError) -> UdfError {
     UdfError::new(format!("the host sent a malformed batch: {e}"))
 }
 
-#[inline]
+#[inline(always)]
 fn put(out: &mut Vec<u8>, r: &Record<'_>) {
     put_record(out, r.key.as_deref(), r.value.as_bytes(), r.timestamp_ms);
 }
 
 /// Decodes the records of a `[u32 n][record × n]` batch and hands each to `each`.
-#[inline]
+#[inline(always)]
 fn for_each_record<'a>(
     input: &'a [u8],
     mut each: impl FnMut(u32, Record<'a>),

@@ -6,7 +6,7 @@
 //! Counts are numbers in the SDK's encoding (8 bytes, little-endian), so the host's native `sum`
 //! and these UDFs can be mixed in one pipeline.
 
-use sluice_guest::{Record, UdfError, filter, flat_map, map, reduce};
+use sluice_guest::{Record, UdfError, filter, flat_map, map, reduce, text};
 
 /// Splits a line on single spaces, keeping empty words, exactly as Python's `line.split(" ")`,
 /// and emits `(word, 1)` per word, ready for a sum by key (word count).
@@ -31,7 +31,7 @@ pub fn split_words_whitespace(record: Record) -> Result<Vec<Record>, UdfError> {
 #[map]
 pub fn parse_visit(record: Record) -> Result<Record, UdfError> {
     let line = record.value_text()?;
-    let [user, ts, _page] = fields::<3>(line, ',', "user_id,timestamp,page")?;
+    let [user, ts, _page] = fields::<3>(line, b',', "user_id,timestamp,page")?;
     let ts = seconds(line, ts)?;
     Ok(pair(user, ts * 1000))
 }
@@ -40,7 +40,7 @@ pub fn parse_visit(record: Record) -> Result<Record, UdfError> {
 #[filter]
 pub fn is_error(record: &Record) -> Result<bool, UdfError> {
     let line = record.value_text()?;
-    let [_ts, level, _msg] = fields::<3>(line, '|', "timestamp|level|message")?;
+    let [_ts, level, _msg] = fields::<3>(line, b'|', "timestamp|level|message")?;
     Ok(level == "ERROR")
 }
 
@@ -49,7 +49,7 @@ pub fn is_error(record: &Record) -> Result<bool, UdfError> {
 #[map]
 pub fn minute_bucket(record: Record) -> Result<Record, UdfError> {
     let line = record.value_text()?;
-    let [ts, _level, _msg] = fields::<3>(line, '|', "timestamp|level|message")?;
+    let [ts, _level, _msg] = fields::<3>(line, b'|', "timestamp|level|message")?;
     let ts = seconds(line, ts)?;
     let minute = ts.div_euclid(60);
     Ok(Record::keyed(minute.to_string(), 1i64).with_timestamp(ts.saturating_mul(1000)))
@@ -59,7 +59,7 @@ pub fn minute_bucket(record: Record) -> Result<Record, UdfError> {
 #[filter]
 pub fn is_click(record: &Record) -> Result<bool, UdfError> {
     let line = record.value_text()?;
-    let [_user, _ts, action, _item] = fields::<4>(line, ',', "user_id,timestamp,action,item_id")?;
+    let [_user, _ts, action, _item] = fields::<4>(line, b',', "user_id,timestamp,action,item_id")?;
     Ok(action == "click")
 }
 
@@ -68,7 +68,7 @@ pub fn is_click(record: &Record) -> Result<bool, UdfError> {
 #[map]
 pub fn parse_behavior(record: Record) -> Result<Record, UdfError> {
     let line = record.value_text()?;
-    let [user, ts, _action, _item] = fields::<4>(line, ',', "user_id,timestamp,action,item_id")?;
+    let [user, ts, _action, _item] = fields::<4>(line, b',', "user_id,timestamp,action,item_id")?;
     let ts = seconds(line, ts)?;
     Ok(pair(user, ts * 1000))
 }
@@ -77,7 +77,7 @@ pub fn parse_behavior(record: Record) -> Result<Record, UdfError> {
 #[flat_map]
 pub fn clicks_by_user(record: Record) -> Result<Option<Record>, UdfError> {
     let line = record.value_text()?;
-    let [user, ts, action, _item] = fields::<4>(line, ',', "user_id,timestamp,action,item_id")?;
+    let [user, ts, action, _item] = fields::<4>(line, b',', "user_id,timestamp,action,item_id")?;
     let ts = seconds(line, ts)?;
     Ok((action == "click").then(|| pair(user, ts * 1000)))
 }
@@ -105,37 +105,41 @@ fn pair(key: &str, timestamp_ms: i64) -> Record<'_> {
 
 /// Splits `line` into exactly `N` fields (the last takes the rest), or says which format it
 /// expected.
+#[inline(always)]
 fn fields<'a, const N: usize>(
     line: &'a str,
-    sep: char,
+    sep: u8,
     format: &str,
 ) -> Result<[&'a str; N], UdfError> {
-    let mut out = [""; N];
-    let mut rest = line;
-    for (i, slot) in out.iter_mut().enumerate() {
-        if i + 1 == N {
-            *slot = rest;
-        } else {
-            let Some((head, tail)) = rest.split_once(sep) else {
-                return Err(UdfError::malformed(
-                    line,
-                    format_args!("expected {N} fields `{format}`, found {}", i + 1),
-                ));
-            };
-            *slot = head;
-            rest = tail;
-        }
+    match text::fields::<N>(line, sep) {
+        Some(f) => Ok(f),
+        None => Err(too_few_fields(line, sep, N, format)),
     }
-    Ok(out)
 }
 
+#[cold]
+fn too_few_fields(line: &str, sep: u8, n: usize, format: &str) -> UdfError {
+    let found = line.bytes().filter(|&b| b == sep).count() + 1;
+    UdfError::malformed(
+        line,
+        format_args!("expected {n} fields `{format}`, found {found}"),
+    )
+}
+
+#[inline(always)]
 fn seconds(line: &str, field: &str) -> Result<i64, UdfError> {
-    field.trim().parse::<i64>().map_err(|_| {
-        UdfError::malformed(
-            line,
-            format_args!("timestamp {field:?} is not a whole number of seconds"),
-        )
-    })
+    match text::parse_i64(field.trim_ascii()) {
+        Some(v) => Ok(v),
+        None => Err(not_seconds(line, field)),
+    }
+}
+
+#[cold]
+fn not_seconds(line: &str, field: &str) -> UdfError {
+    UdfError::malformed(
+        line,
+        format_args!("timestamp {field:?} is not a whole number of seconds"),
+    )
 }
 
 #[cfg(test)]
