@@ -9,4 +9,5 @@
 
 pub mod batch;
 pub mod demo;
+pub mod engine;
 pub mod runtime;

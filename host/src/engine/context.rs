@@ -1,0 +1,151 @@
+//! What a stage sees besides its input: the wasm runtime and this worker's warm instances, the
+//! job's bad-record policy, and where refused records and per-stage counts go.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{EngineError, Tick};
+use crate::runtime::{
+    CallLimits, LoadedModule, RecordError, Runtime, UdfError, UdfInstance, WarmInstances,
+};
+
+/// What to do with a record a UDF (or built-in) refuses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRecordPolicy {
+    /// Fail the job with the error and the record.
+    #[default]
+    Fail,
+    /// Send the record with the error to the dead-letter output and go on.
+    Skip,
+}
+
+/// A refused record, with why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// The stage that refused it.
+    pub stage: String,
+    /// The batch it was in.
+    pub batch_id: u64,
+    /// The record's key, as text (lossy).
+    pub key: Option<String>,
+    /// The record's value, as text (lossy).
+    pub value: String,
+    /// The error.
+    pub error: String,
+}
+
+/// Records in and out of one stage for one batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StageCounts {
+    /// The stage's name.
+    pub stage: String,
+    /// Records in.
+    pub records_in: u64,
+    /// Records out.
+    pub records_out: u64,
+    /// Records refused.
+    pub errors: u64,
+}
+
+/// A UDF a stage calls: a function of a loaded module, with the limits its calls run under.
+#[derive(Clone, Debug)]
+pub struct UdfHandle {
+    /// The module.
+    pub module: Arc<LoadedModule>,
+    /// The function.
+    pub function: String,
+    /// Per-call limits.
+    pub limits: CallLimits,
+}
+
+/// The per-batch context of a stage.
+pub struct StageContext<'a> {
+    /// The runtime UDFs run in.
+    pub runtime: &'a Runtime,
+    /// This worker's warm instances.
+    pub warm: &'a mut WarmInstances,
+    /// The job's policy for refused records.
+    pub policy: BadRecordPolicy,
+    /// The batch.
+    pub tick: Tick,
+    /// The stage's name (its path in the job spec).
+    pub stage: &'a str,
+    /// Refused records of this batch (policy `skip`).
+    pub dead_letters: &'a mut Vec<DeadLetter>,
+    /// Records refused by this stage in this batch.
+    pub errors: u64,
+}
+
+impl StageContext<'_> {
+    /// Runs `call` on a warm instance of `udf`'s module.
+    pub fn call<T>(
+        &mut self,
+        udf: &UdfHandle,
+        call: impl FnOnce(&mut UdfInstance, &str) -> Result<T, UdfError>,
+    ) -> Result<T, EngineError> {
+        self.warm
+            .with(self.runtime, &udf.module, &udf.limits, |i| {
+                call(i, &udf.function)
+            })
+            .map_err(|source| EngineError::Udf {
+                stage: self.stage.to_owned(),
+                source,
+            })
+    }
+
+    /// Applies the policy to refused inputs: the first fails the batch under `fail`; under `skip`
+    /// each goes to the dead letters. `describe(i)` gives input `i` as `(key, value)`.
+    pub fn refuse(
+        &mut self,
+        errors: &[RecordError],
+        describe: impl Fn(u32) -> (Option<String>, String),
+    ) -> Result<(), EngineError> {
+        for e in errors {
+            let (key, value) = describe(e.index);
+            match self.policy {
+                BadRecordPolicy::Fail => {
+                    let record = match &key {
+                        Some(k) => format!("key {k:?}, value {value:?}"),
+                        None => format!("{value:?}"),
+                    };
+                    return Err(EngineError::BadRecord {
+                        stage: self.stage.to_owned(),
+                        batch_id: self.tick.batch_id,
+                        index: e.index,
+                        message: e.message.clone(),
+                        record: cut(&record, 200),
+                    });
+                }
+                BadRecordPolicy::Skip => {
+                    self.errors += 1;
+                    self.dead_letters.push(DeadLetter {
+                        stage: self.stage.to_owned(),
+                        batch_id: self.tick.batch_id,
+                        key,
+                        value,
+                        error: e.message.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes as text for messages: lossy UTF-8.
+pub fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}

@@ -1,0 +1,108 @@
+//! Values by key: reducing a batch per key, and combining (or un-combining, with an inverse) two
+//! keyed partial results. Keys may be absent (`None` is a key of its own).
+
+use std::collections::HashMap;
+
+use super::EngineError;
+use super::context::{StageContext, lossy};
+use super::reducer::{Folded, Reducer};
+use crate::batch::RecordBatch;
+use crate::runtime::RecordError;
+
+/// A record's key (`None`: no key).
+pub type Key = Option<Vec<u8>>;
+/// One value per key.
+pub type KeyedMap = HashMap<Key, Vec<u8>>;
+
+/// Reduces the values of `batch` per key with `reducer`: one fold (one wasm call) for all keys.
+pub fn reduce_by_key(
+    cx: &mut StageContext<'_>,
+    reducer: &Reducer,
+    batch: &RecordBatch,
+) -> Result<KeyedMap, EngineError> {
+    let mut groups: HashMap<Option<&[u8]>, Vec<&[u8]>> = HashMap::new();
+    for r in batch.iter() {
+        groups.entry(r.key).or_default().push(r.value);
+    }
+    let (keys, values): (Vec<_>, Vec<_>) = groups.into_iter().unzip();
+    let folded = reducer.fold(cx, &values, false)?;
+    collect(
+        cx,
+        keys.into_iter().map(|k| k.map(<[u8]>::to_vec)),
+        &values,
+        folded,
+    )
+}
+
+/// `a` combined with `b` per key: `f(a[k], b[k])` where both have `k`, else the one that has it.
+/// With `inverse`: `inv(a[k], b[k])` where both have `k`; keys only in `b` are ignored (their
+/// value already left the state).
+pub fn combine(
+    cx: &mut StageContext<'_>,
+    reducer: &Reducer,
+    mut a: KeyedMap,
+    b: &KeyedMap,
+    inverse: bool,
+) -> Result<KeyedMap, EngineError> {
+    let mut keys = Vec::new();
+    let mut pairs: Vec<Vec<&[u8]>> = Vec::new();
+    for (k, vb) in b {
+        if let Some(va) = a.get(k) {
+            keys.push(k.clone());
+            pairs.push(vec![va.as_slice(), vb.as_slice()]);
+        }
+    }
+    let folded = reducer.fold(cx, &pairs, inverse)?;
+    let merged = collect(cx, keys.into_iter(), &pairs, folded)?;
+    if !inverse {
+        for (k, vb) in b {
+            if !a.contains_key(k) {
+                a.insert(k.clone(), vb.clone());
+            }
+        }
+    }
+    a.extend(merged);
+    Ok(a)
+}
+
+/// Pairs keys with their folded values; groups in error go through the job's policy.
+fn collect(
+    cx: &mut StageContext<'_>,
+    keys: impl Iterator<Item = Key>,
+    inputs: &[Vec<&[u8]>],
+    folded: Vec<Folded>,
+) -> Result<KeyedMap, EngineError> {
+    let mut out = KeyedMap::with_capacity(folded.len());
+    let mut refused = Vec::new();
+    let keys: Vec<Key> = keys.collect();
+    for (i, (k, f)) in keys.iter().zip(folded).enumerate() {
+        match f {
+            Ok(v) => {
+                out.insert(k.clone(), v);
+            }
+            Err(message) => refused.push(RecordError {
+                index: i as u32,
+                message,
+            }),
+        }
+    }
+    cx.refuse(&refused, |i| {
+        let values: Vec<String> = inputs[i as usize].iter().map(|v| lossy(v)).collect();
+        (
+            keys[i as usize].as_deref().map(lossy),
+            format!("values {values:?}"),
+        )
+    })?;
+    Ok(out)
+}
+
+/// The map as a batch, sorted by key, every record at `time_ms`.
+pub fn to_batch(map: &KeyedMap, time_ms: i64) -> RecordBatch {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = RecordBatch::with_capacity(entries.len(), entries.len() * 32);
+    for (k, v) in entries {
+        out.push(k.as_deref(), v, time_ms);
+    }
+    out
+}

@@ -1,0 +1,36 @@
+//! The operators a job's stages run. One trait with one required method; one operator per file.
+
+mod builtin;
+mod keyed_ops;
+mod panes;
+mod reduce_window;
+mod udf;
+mod window;
+
+pub use builtin::{Builtin as BuiltinOp, FieldSpec};
+pub use keyed_ops::{CountByValue, ReduceByKey, UpdateStateByKey};
+pub use reduce_window::{ReduceByKeyAndWindow, WindowFilter, WindowOutput};
+pub use udf::{UdfFilter, UdfFlatMap, UdfMap};
+pub use window::Window;
+
+use super::EngineError;
+use super::context::StageContext;
+use crate::batch::RecordBatch;
+
+/// A stage of a job.
+pub trait Operator: Send {
+    /// Runs once per batch of the job, in batch order. `input` is `None` when the stream feeding
+    /// this stage has no output at this batch (a windowed stream emits once per slide); the
+    /// result is `None` when this stage has none.
+    fn on_batch(
+        &mut self,
+        cx: &mut StageContext<'_>,
+        input: Option<RecordBatch>,
+    ) -> Result<Option<RecordBatch>, EngineError>;
+}
+
+/// Whether a stream with slide `slide_ms` has an output at batch `batch_id` (interval
+/// `batch_ms`): at `zero + slide, zero + 2 * slide, ...`.
+pub fn emits_at(batch_id: u64, batch_ms: i64, slide_ms: i64) -> bool {
+    (batch_id as i64 * batch_ms) % slide_ms == 0
+}

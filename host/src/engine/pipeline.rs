@@ -1,0 +1,89 @@
+//! A job's stages in order, run over one batch at a time, with the per-stage counts and the
+//! refused records of each batch.
+
+use std::sync::Arc;
+
+use super::context::{BadRecordPolicy, DeadLetter, StageContext, StageCounts};
+use super::ops::Operator;
+use super::{EngineError, Tick};
+use crate::batch::RecordBatch;
+use crate::runtime::{Runtime, WarmInstances};
+
+/// A stage: its name (its path in the job spec, for errors and metrics) and its operator.
+pub struct Stage {
+    /// The name.
+    pub name: String,
+    /// The operator.
+    pub op: Box<dyn Operator>,
+}
+
+/// What one batch produced.
+#[derive(Debug)]
+pub struct BatchOutput {
+    /// The batch.
+    pub tick: Tick,
+    /// The job's output for this batch; `None` when the last stage emits only once per slide
+    /// and this batch is not on a slide boundary.
+    pub output: Option<RecordBatch>,
+    /// Records in and out per stage.
+    pub counts: Vec<StageCounts>,
+    /// Records refused under the `skip` policy.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// The stages of a job, with the warm UDF instances they call.
+pub struct Pipeline {
+    runtime: Arc<Runtime>,
+    stages: Vec<Stage>,
+    policy: BadRecordPolicy,
+    warm: WarmInstances,
+}
+
+impl Pipeline {
+    /// A pipeline of `stages`, refusing records per `policy`.
+    pub fn new(runtime: Arc<Runtime>, stages: Vec<Stage>, policy: BadRecordPolicy) -> Pipeline {
+        Pipeline {
+            runtime,
+            stages,
+            policy,
+            warm: WarmInstances::new(),
+        }
+    }
+
+    /// Runs every stage over batch `tick`, whose records are `input`.
+    pub fn run_batch(
+        &mut self,
+        tick: Tick,
+        input: RecordBatch,
+    ) -> Result<BatchOutput, EngineError> {
+        let mut data = Some(input);
+        let mut counts = Vec::with_capacity(self.stages.len());
+        let mut dead_letters = Vec::new();
+        for stage in &mut self.stages {
+            let records_in = data.as_ref().map_or(0, |b| b.len() as u64);
+            let mut cx = StageContext {
+                runtime: &self.runtime,
+                warm: &mut self.warm,
+                policy: self.policy,
+                tick,
+                stage: &stage.name,
+                dead_letters: &mut dead_letters,
+                errors: 0,
+            };
+            data = stage.op.on_batch(&mut cx, data)?;
+            let errors = cx.errors;
+            counts.push(StageCounts {
+                stage: stage.name.clone(),
+                records_in,
+                records_out: data.as_ref().map_or(0, |b| b.len() as u64),
+                errors,
+            });
+        }
+        Ok(BatchOutput {
+            tick,
+            output: data,
+            counts,
+            dead_letters,
+        })
+    }
+}

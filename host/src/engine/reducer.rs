@@ -1,0 +1,117 @@
+//! Reducers: the native built-ins (sum, min, max over i64 values) and wasm `reduce` UDFs, behind
+//! one interface that folds many groups of values in one go (one wasm call per batch).
+
+use super::EngineError;
+use super::context::{StageContext, UdfHandle};
+use crate::batch::ValueGroups;
+use crate::runtime::RecordError;
+
+/// A native reducer over i64 values (8 bytes, little-endian).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// Sum (wrapping); its inverse is subtraction.
+    Sum,
+    /// Minimum; no inverse.
+    Min,
+    /// Maximum; no inverse.
+    Max,
+}
+
+/// How a stage folds values.
+#[derive(Clone, Debug)]
+pub enum Reducer {
+    /// A native built-in.
+    Builtin(Builtin),
+    /// A wasm `reduce` UDF (with its inverse if the module exports one and the stage asks for it).
+    Wasm { udf: UdfHandle, use_inverse: bool },
+}
+
+/// One fold: a value, or the error for that group.
+pub type Folded = Result<Vec<u8>, String>;
+
+fn int(v: &[u8]) -> Result<i64, String> {
+    <[u8; 8]>::try_from(v).map(i64::from_le_bytes).map_err(|_| {
+        format!(
+            "value is not an i64 (8 bytes, little-endian): it has {} bytes",
+            v.len()
+        )
+    })
+}
+
+impl Builtin {
+    fn fold(self, a: i64, b: i64) -> i64 {
+        match self {
+            Builtin::Sum => a.wrapping_add(b),
+            Builtin::Min => a.min(b),
+            Builtin::Max => a.max(b),
+        }
+    }
+
+    fn fold_group(self, values: &[&[u8]], inverse: bool) -> Folded {
+        let mut acc = int(values[0])?;
+        for v in &values[1..] {
+            let v = int(v)?;
+            acc = if inverse {
+                acc.wrapping_sub(v)
+            } else {
+                self.fold(acc, v)
+            };
+        }
+        Ok(acc.to_le_bytes().to_vec())
+    }
+}
+
+impl Reducer {
+    /// Whether it has an inverse (sliding windows can subtract what leaves).
+    pub fn has_inverse(&self) -> bool {
+        match self {
+            Reducer::Builtin(b) => *b == Builtin::Sum,
+            Reducer::Wasm { use_inverse, .. } => *use_inverse,
+        }
+    }
+
+    /// Folds each group (`groups[i]` non-empty) left to right: `f(f(v0, v1), v2)...`, or with the
+    /// inverse. One wasm call for all groups.
+    pub fn fold(
+        &self,
+        cx: &mut StageContext<'_>,
+        groups: &[Vec<&[u8]>],
+        inverse: bool,
+    ) -> Result<Vec<Folded>, EngineError> {
+        match self {
+            Reducer::Builtin(b) => Ok(groups.iter().map(|g| b.fold_group(g, inverse)).collect()),
+            Reducer::Wasm { udf, .. } => {
+                if groups.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut encoded = ValueGroups::new();
+                for g in groups {
+                    encoded.start_group();
+                    for v in g {
+                        encoded.push_value(v);
+                    }
+                }
+                let reduced = cx.call(udf, |i, f| {
+                    if inverse {
+                        i.inverse(f, &mut encoded)
+                    } else {
+                        i.reduce(f, &mut encoded)
+                    }
+                })?;
+                let mut errors = reduced.errors.iter().peekable();
+                Ok(reduced
+                    .values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(g, v)| match v {
+                        Some(v) => Ok(v),
+                        None => Err(errors.next().filter(|e| e.index as usize == g).map_or_else(
+                            || "refused".to_owned(),
+                            |e: &RecordError| e.message.clone(),
+                        )),
+                    })
+                    .collect())
+            }
+        }
+    }
+}
