@@ -11,6 +11,8 @@ pub mod context;
 #[cfg(test)]
 mod golden_tests;
 pub mod keyed;
+#[cfg(test)]
+mod model_tests;
 pub mod ops;
 pub mod pipeline;
 pub mod reducer;
