@@ -8,6 +8,11 @@
 //! See `ARCHITECTURE.md` at the repository root for the code map and invariants.
 
 pub mod batch;
+pub mod cli;
 pub mod demo;
 pub mod engine;
+pub mod job;
+pub mod run;
 pub mod runtime;
+pub mod sink;
+pub mod source;

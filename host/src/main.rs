@@ -25,6 +25,19 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         records: usize,
     },
+    /// Runs a job from its spec file on this machine, without the server; output on stdout.
+    Run {
+        /// The job spec (JSON), see docs/job-spec.md.
+        job: std::path::PathBuf,
+        /// Stop after this many batches (default: all batches of a `batches` source; live
+        /// sources run until Ctrl-C).
+        #[arg(long)]
+        batches: Option<u64>,
+        /// A UDF module for the job: NAME=PATH to its .wasm (repeatable; overrides the spec's
+        /// `modules`).
+        #[arg(long = "module", value_name = "NAME=PATH")]
+        modules: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +46,7 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo {
@@ -40,6 +54,11 @@ fn main() -> std::process::ExitCode {
         records: 10_000,
     }) {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
+        Command::Run {
+            job,
+            batches,
+            modules,
+        } => sluice::cli::run_job(&job, batches, &modules),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -82,9 +82,9 @@ fn v4_non_overlapping_window() {
 
 fn reducers(inverse: bool) -> Vec<Reducer> {
     if inverse {
-        vec![Reducer::Builtin(Builtin::Sum), wasm_sum(true)]
+        vec![Reducer::sum_with_inverse(), wasm_sum(true)]
     } else {
-        vec![Reducer::Builtin(Builtin::Max).clone(), wasm_sum(false)]
+        vec![Reducer::builtin(Builtin::Max), wasm_sum(false)]
     }
 }
 
@@ -206,7 +206,7 @@ fn v7_big_test() {
 #[test]
 fn basic_reduction_in_one_batch() {
     check(
-        &mut rbkw(1, 1, Reducer::Builtin(Builtin::Sum), None),
+        &mut rbkw(1, 1, Reducer::builtin(Builtin::Sum), None),
         &[pairs(&[("a", 1), ("a", 3)])],
         1,
         expect_pairs(&[&[("a", 4)]]),
@@ -227,7 +227,7 @@ fn v8_count_by_window() {
         2 * B,
         B,
         B,
-        Reducer::Builtin(Builtin::Sum),
+        Reducer::sum_with_inverse(),
         None,
         WindowOutput::Count,
     );
@@ -247,7 +247,7 @@ fn v9_count_by_value_and_window() {
         2 * B,
         B,
         B,
-        Reducer::Builtin(Builtin::Sum),
+        Reducer::sum_with_inverse(),
         Some(WindowFilter::NonZero),
         WindowOutput::CountByValue,
     );
@@ -276,7 +276,7 @@ fn reduce_by_window_without_inverse_is_empty_for_an_empty_window() {
         2 * B,
         B,
         B,
-        Reducer::Builtin(Builtin::Max),
+        Reducer::builtin(Builtin::Max),
         None,
         WindowOutput::Values,
     );

@@ -78,7 +78,7 @@ proptest! {
     fn reduce_without_inverse_matches_the_model(input in batches(50, -50), l in 1usize..6, s in 1usize..6, extra in 0usize..6, max in any::<bool>()) {
         let n = input.len() + extra;
         let (builtin, f): (Builtin, fn(i64, i64) -> i64) = if max { (Builtin::Max, i64::max) } else { (Builtin::Min, i64::min) };
-        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::Builtin(builtin), None, WindowOutput::ByKey);
+        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::builtin(builtin), None, WindowOutput::ByKey);
         let got = run(&mut op, &input, n);
         let want: Vec<Out> = output_times(n, s).map(|t| to_out(&fold(&window_records(&input, t, l), f))).collect();
         prop_assert_eq!(got, want);
@@ -87,7 +87,7 @@ proptest! {
     #[test]
     fn reduce_with_inverse_keeps_keys_at_the_identity(input in batches(50, -50), l in 1usize..6, s in 1usize..6, extra in 0usize..6) {
         let n = input.len() + extra;
-        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::Builtin(Builtin::Sum), None, WindowOutput::ByKey);
+        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::sum_with_inverse(), None, WindowOutput::ByKey);
         let got = run(&mut op, &input, n);
         let mut seen: BTreeSet<Option<String>> = BTreeSet::new();
         let want: Vec<Out> = output_times(n, s).map(|t| {
@@ -101,7 +101,7 @@ proptest! {
     #[test]
     fn counts_with_the_nonzero_filter_match_the_model(input in batches(9, 1), l in 1usize..6, s in 1usize..6, extra in 0usize..6) {
         let n = input.len() + extra;
-        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::Builtin(Builtin::Sum), Some(WindowFilter::NonZero), WindowOutput::ByKey);
+        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::sum_with_inverse(), Some(WindowFilter::NonZero), WindowOutput::ByKey);
         let got = run(&mut op, &input, n);
         let want: Vec<Out> = output_times(n, s).map(|t| to_out(&fold(&window_records(&input, t, l), i64::wrapping_add))).collect();
         prop_assert_eq!(got, want);
@@ -110,7 +110,7 @@ proptest! {
     #[test]
     fn count_by_window_matches_the_model(input in batches(9, 1), l in 1usize..6, s in 1usize..6, extra in 0usize..6) {
         let n = input.len() + extra;
-        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::Builtin(Builtin::Sum), None, WindowOutput::Count);
+        let mut op = ReduceByKeyAndWindow::new(l as i64 * B, s as i64 * B, B, Reducer::sum_with_inverse(), None, WindowOutput::Count);
         let got = run(&mut op, &input, n);
         let mut any = false;
         let want: Vec<Out> = output_times(n, s).map(|t| {

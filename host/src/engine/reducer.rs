@@ -20,9 +20,10 @@ pub enum Builtin {
 /// How a stage folds values.
 #[derive(Clone, Debug)]
 pub enum Reducer {
-    /// A native built-in.
-    Builtin(Builtin),
-    /// A wasm `reduce` UDF (with its inverse if the module exports one and the stage asks for it).
+    /// A native built-in; `use_inverse` (only for `Sum`) takes the inverse path in windows.
+    Builtin { builtin: Builtin, use_inverse: bool },
+    /// A wasm `reduce` UDF; `use_inverse` (only if the module exports the inverse) takes the
+    /// inverse path in windows.
     Wasm { udf: UdfHandle, use_inverse: bool },
 }
 
@@ -65,8 +66,27 @@ impl Reducer {
     /// Whether it has an inverse (sliding windows can subtract what leaves).
     pub fn has_inverse(&self) -> bool {
         match self {
-            Reducer::Builtin(b) => *b == Builtin::Sum,
+            Reducer::Builtin {
+                builtin,
+                use_inverse,
+            } => *use_inverse && *builtin == Builtin::Sum,
             Reducer::Wasm { use_inverse, .. } => *use_inverse,
+        }
+    }
+
+    /// A native built-in without its inverse.
+    pub fn builtin(builtin: Builtin) -> Reducer {
+        Reducer::Builtin {
+            builtin,
+            use_inverse: false,
+        }
+    }
+
+    /// Native sum with its inverse (subtraction): what the counting windows use.
+    pub fn sum_with_inverse() -> Reducer {
+        Reducer::Builtin {
+            builtin: Builtin::Sum,
+            use_inverse: true,
         }
     }
 
@@ -79,7 +99,10 @@ impl Reducer {
         inverse: bool,
     ) -> Result<Vec<Folded>, EngineError> {
         match self {
-            Reducer::Builtin(b) => Ok(groups.iter().map(|g| b.fold_group(g, inverse)).collect()),
+            Reducer::Builtin { builtin, .. } => Ok(groups
+                .iter()
+                .map(|g| builtin.fold_group(g, inverse))
+                .collect()),
             Reducer::Wasm { udf, .. } => {
                 if groups.is_empty() {
                     return Ok(Vec::new());

@@ -43,7 +43,7 @@ impl Operator for CountByValue {
         input: Option<RecordBatch>,
     ) -> Result<Option<RecordBatch>, EngineError> {
         let Some(input) = input else { return Ok(None) };
-        let map = reduce_by_key(cx, &Reducer::Builtin(Builtin::Sum), &values_as_keys(&input))?;
+        let map = reduce_by_key(cx, &Reducer::builtin(Builtin::Sum), &values_as_keys(&input))?;
         Ok(Some(to_batch(&map, cx.tick.time_ms)))
     }
 }

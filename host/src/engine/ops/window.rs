@@ -38,10 +38,10 @@ impl Operator for Window {
         let t = cx.tick.batch_id as i64 * self.batch_ms;
         // The next window that can hold this batch ends at the next slide boundary at or after t.
         let next_end = (t + self.slide_ms - 1).div_euclid(self.slide_ms) * self.slide_ms;
-        if let Some(b) = input {
-            if t > next_end - self.length_ms {
-                self.buffer.push_back((t, b));
-            }
+        if let Some(b) = input
+            && t > next_end - self.length_ms
+        {
+            self.buffer.push_back((t, b));
         }
         if !emits_at(cx.tick.batch_id, self.batch_ms, self.slide_ms) {
             return Ok(None);

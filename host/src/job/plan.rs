@@ -1,0 +1,255 @@
+//! `JobPlan`: a checked job with its UDFs resolved, and how it becomes a running `Pipeline`.
+
+use std::sync::Arc;
+
+use sluice_abi::UdfKind;
+
+use super::spec::{BuiltinReducer, FilterName, JobSpec, StageSpec, ValueType};
+use crate::engine::context::UdfHandle;
+use crate::engine::ops::{
+    BuiltinOp, CountByValue, FieldSpec, Operator, ReduceByKey, ReduceByKeyAndWindow, UdfFilter,
+    UdfFlatMap, UdfMap, UpdateStateByKey, Window, WindowFilter, WindowOutput,
+};
+use crate::engine::pipeline::{Pipeline, Stage};
+use crate::engine::reducer::{Builtin, Reducer};
+use crate::runtime::{CallLimits, LoadedModule, Runtime};
+
+/// A resolved UDF.
+#[derive(Clone, Debug)]
+pub struct PlannedUdf {
+    /// Its module (pinned version).
+    pub module: Arc<LoadedModule>,
+    /// The function.
+    pub function: String,
+}
+
+/// A resolved reducer.
+#[derive(Clone, Debug)]
+pub enum PlannedReducer {
+    /// Native.
+    Builtin {
+        builtin: BuiltinReducer,
+        inverse: bool,
+    },
+    /// Wasm.
+    Udf { udf: PlannedUdf, inverse: bool },
+}
+
+/// A checked stage.
+#[derive(Clone, Debug)]
+pub enum PlannedStage {
+    /// map / flat_map / filter with a UDF.
+    Udf {
+        name: String,
+        kind: UdfKind,
+        udf: PlannedUdf,
+    },
+    /// A native parsing stage.
+    Builtin { name: String, stage: StageSpec },
+    /// reduce_by_key.
+    ReduceByKey {
+        name: String,
+        reducer: PlannedReducer,
+    },
+    /// count_by_value.
+    CountByValue { name: String },
+    /// update_state_by_key.
+    UpdateStateByKey {
+        name: String,
+        reducer: PlannedReducer,
+    },
+    /// window.
+    Window {
+        name: String,
+        length_ms: i64,
+        slide_ms: i64,
+    },
+    /// count_by_window / count_by_value_and_window.
+    CountWindow {
+        name: String,
+        length_ms: i64,
+        slide_ms: i64,
+        by_value: bool,
+    },
+    /// reduce_by_window / reduce_by_key_and_window.
+    ReduceWindow {
+        name: String,
+        length_ms: i64,
+        slide_ms: i64,
+        reducer: PlannedReducer,
+        filter: Option<FilterName>,
+        by_key: bool,
+    },
+}
+
+/// A checked job.
+#[derive(Clone, Debug)]
+pub struct JobPlan {
+    /// The spec as given.
+    pub spec: JobSpec,
+    /// The batch interval.
+    pub batch_ms: i64,
+    /// The checked stages.
+    pub stages: Vec<PlannedStage>,
+    /// The type of the values the job outputs (how sinks print them).
+    pub output_type: ValueType,
+    /// How often the job outputs (the last window's slide, or the batch interval).
+    pub output_slide_ms: i64,
+}
+
+fn handle(u: &PlannedUdf, limits: &CallLimits) -> UdfHandle {
+    UdfHandle {
+        module: u.module.clone(),
+        function: u.function.clone(),
+        limits: limits.clone(),
+    }
+}
+
+fn reducer(r: &PlannedReducer, limits: &CallLimits) -> Reducer {
+    match r {
+        PlannedReducer::Builtin { builtin, inverse } => Reducer::Builtin {
+            builtin: match builtin {
+                BuiltinReducer::Sum => Builtin::Sum,
+                BuiltinReducer::Min => Builtin::Min,
+                BuiltinReducer::Max => Builtin::Max,
+            },
+            use_inverse: *inverse,
+        },
+        PlannedReducer::Udf { udf, inverse } => Reducer::Wasm {
+            udf: handle(udf, limits),
+            use_inverse: *inverse,
+        },
+    }
+}
+
+fn builtin(stage: &StageSpec) -> BuiltinOp {
+    match stage {
+        StageSpec::Split(s) => BuiltinOp::Split {
+            sep: s.sep.clone(),
+            pairs: s.pairs,
+        },
+        StageSpec::SplitWhitespace(s) => BuiltinOp::SplitWhitespace { pairs: s.pairs },
+        StageSpec::KeyBy(k) => BuiltinOp::KeyByField {
+            field: FieldSpec {
+                sep: k.sep.clone(),
+                index: k.field,
+            },
+            bucket: k.bucket,
+        },
+        StageSpec::Pick(f) => BuiltinOp::PickField(FieldSpec {
+            sep: f.sep.clone(),
+            index: f.field,
+        }),
+        StageSpec::ParseInt(_) => BuiltinOp::ParseInt,
+        StageSpec::SetValue(n) => BuiltinOp::SetValue(*n),
+        StageSpec::KeyByValue(_) => BuiltinOp::KeyByValue,
+        StageSpec::FieldEquals(f) => BuiltinOp::FieldEquals {
+            field: FieldSpec {
+                sep: f.sep.clone(),
+                index: f.field,
+            },
+            equals: f.equals.clone(),
+        },
+        other => unreachable!(
+            "validate plans only parsing stages as built-ins, not {}",
+            other.op_name()
+        ),
+    }
+}
+
+impl PlannedStage {
+    /// The stage's name (its path in the spec).
+    pub fn name(&self) -> &str {
+        match self {
+            PlannedStage::Udf { name, .. }
+            | PlannedStage::Builtin { name, .. }
+            | PlannedStage::ReduceByKey { name, .. }
+            | PlannedStage::CountByValue { name }
+            | PlannedStage::UpdateStateByKey { name, .. }
+            | PlannedStage::Window { name, .. }
+            | PlannedStage::CountWindow { name, .. }
+            | PlannedStage::ReduceWindow { name, .. } => name,
+        }
+    }
+
+    fn operator(&self, batch_ms: i64, limits: &CallLimits) -> Box<dyn Operator> {
+        match self {
+            PlannedStage::Udf { kind, udf, .. } => match kind {
+                UdfKind::Map => Box::new(UdfMap(handle(udf, limits))),
+                UdfKind::FlatMap => Box::new(UdfFlatMap(handle(udf, limits))),
+                _ => Box::new(UdfFilter(handle(udf, limits))),
+            },
+            PlannedStage::Builtin { stage, .. } => Box::new(builtin(stage)),
+            PlannedStage::ReduceByKey { reducer: r, .. } => {
+                Box::new(ReduceByKey(reducer(r, limits)))
+            }
+            PlannedStage::CountByValue { .. } => Box::new(CountByValue),
+            PlannedStage::UpdateStateByKey { reducer: r, .. } => {
+                Box::new(UpdateStateByKey::new(reducer(r, limits)))
+            }
+            PlannedStage::Window {
+                length_ms,
+                slide_ms,
+                ..
+            } => Box::new(Window::new(*length_ms, *slide_ms, batch_ms)),
+            PlannedStage::CountWindow {
+                length_ms,
+                slide_ms,
+                by_value,
+                ..
+            } => {
+                let (filter, output) = if *by_value {
+                    (Some(WindowFilter::NonZero), WindowOutput::CountByValue)
+                } else {
+                    (None, WindowOutput::Count)
+                };
+                Box::new(ReduceByKeyAndWindow::new(
+                    *length_ms,
+                    *slide_ms,
+                    batch_ms,
+                    Reducer::sum_with_inverse(),
+                    filter,
+                    output,
+                ))
+            }
+            PlannedStage::ReduceWindow {
+                length_ms,
+                slide_ms,
+                reducer: r,
+                filter,
+                by_key,
+                ..
+            } => {
+                let output = if *by_key {
+                    WindowOutput::ByKey
+                } else {
+                    WindowOutput::Values
+                };
+                let filter = filter.map(|FilterName::Nonzero| WindowFilter::NonZero);
+                Box::new(ReduceByKeyAndWindow::new(
+                    *length_ms,
+                    *slide_ms,
+                    batch_ms,
+                    reducer(r, limits),
+                    filter,
+                    output,
+                ))
+            }
+        }
+    }
+}
+
+impl JobPlan {
+    /// A fresh pipeline (empty window state) running this plan's stages.
+    pub fn pipeline(&self, runtime: Arc<Runtime>, limits: &CallLimits) -> Pipeline {
+        let stages = self
+            .stages
+            .iter()
+            .map(|s| Stage {
+                name: s.name().to_owned(),
+                op: s.operator(self.batch_ms, limits),
+            })
+            .collect();
+        Pipeline::new(runtime, stages, self.spec.on_bad_record)
+    }
+}

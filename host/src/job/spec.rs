@@ -1,0 +1,402 @@
+//! The job spec as written (JSON): serde types with unknown fields refused. `validate.rs` turns
+//! it into a checked `JobPlan`. Reference: `docs/job-spec.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::engine::context::BadRecordPolicy;
+
+/// A duration: `"1s"`, `"500ms"`, `"5m"` (humantime syntax) or a number of milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Millis(pub i64);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 % 1000 == 0 {
+            write!(f, "{}s", self.0 / 1000)
+        } else {
+            write!(f, "{}ms", self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Ms(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Ms(ms) => Ok(Millis(ms)),
+            Raw::Text(t) => humantime::parse_duration(&t)
+                .map(|d| Millis(d.as_millis() as i64))
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is not a duration ({e}); write e.g. \"1s\", \"500ms\" or \"5m\""
+                    ))
+                }),
+        }
+    }
+}
+
+/// The type of the values a stage produces, for checks and for how sinks print them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// UTF-8 text.
+    Text,
+    /// A number: 8 bytes, little-endian.
+    I64,
+    /// Anything else.
+    Bytes,
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueType::Text => "text",
+            ValueType::I64 => "i64",
+            ValueType::Bytes => "bytes",
+        })
+    }
+}
+
+/// A whole job.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// A name for people.
+    pub name: String,
+    /// How often a batch is cut.
+    pub batch_interval: Millis,
+    /// Where records come from.
+    pub source: SourceSpec,
+    /// What is done to them, in order.
+    #[serde(default)]
+    pub stages: Vec<StageSpec>,
+    /// Where the results go.
+    pub sink: SinkSpec,
+    /// What happens to a record a stage refuses.
+    #[serde(default)]
+    pub on_bad_record: BadRecordPolicy,
+    /// Where refused records go under `skip` (default: stderr as JSON Lines).
+    #[serde(default)]
+    pub dead_letter: Option<SinkSpec>,
+    /// For `sluice run`: UDF modules by name, as a path to a `.wasm` file or `builtin:examples`.
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
+}
+
+/// Where records come from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceSpec {
+    /// A JSON Lines file: line `k` is a JSON array with batch `k`'s records (Spark's `queueStream`).
+    Batches {
+        /// The file.
+        path: String,
+    },
+    /// Text lines from a TCP server (Spark's `socketTextStream`); reconnects when it drops.
+    Socket {
+        /// Host to connect to.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// New files in a directory; each line is a record (Spark's `textFileStream`).
+    Directory {
+        /// The directory.
+        path: String,
+    },
+    /// Generated lines of one of the seed's formats.
+    Generator {
+        /// `visits` (`user_id,timestamp,page`), `logs` (`timestamp|level|message`),
+        /// `behavior` (`user_id,timestamp,action,item_id`) or `words` (8 words a line).
+        format: GeneratorFormat,
+        /// Lines per second (absent: as fast as the job goes, `lines_per_batch` a batch).
+        #[serde(default)]
+        rate_per_s: Option<u64>,
+        /// Lines per batch when `rate_per_s` is absent.
+        #[serde(default)]
+        lines_per_batch: Option<u64>,
+        /// Seed of the pseudo-random generator.
+        #[serde(default)]
+        seed: u64,
+    },
+    /// The records of several sources together.
+    Union(Vec<SourceSpec>),
+}
+
+/// The generator's line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorFormat {
+    /// `user_id,timestamp,page`
+    Visits,
+    /// `timestamp|level|message`
+    Logs,
+    /// `user_id,timestamp,action,item_id`
+    Behavior,
+    /// 8 words from a 1,000-word vocabulary, Zipf(1)-skewed.
+    Words,
+}
+
+/// Where results go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkSpec {
+    /// The first records of each batch under a header with the batch time (Spark's `pprint`).
+    Print {
+        /// How many records of each batch to print.
+        #[serde(default = "ten")]
+        records: usize,
+    },
+    /// One JSON object per record with its batch id and time.
+    Jsonl {
+        /// A file to append to (absent or `-`: stdout).
+        #[serde(default)]
+        path: Option<String>,
+    },
+    /// One text file per batch, `PREFIX-TIME_IN_MS[.SUFFIX]`, written atomically.
+    TextFiles {
+        /// Path prefix.
+        prefix: String,
+        /// File name suffix.
+        #[serde(default)]
+        suffix: Option<String>,
+    },
+}
+
+fn ten() -> usize {
+    10
+}
+
+/// A UDF reference: `module@version` (or `module@latest`, or just `module` for a local run) and
+/// a function of it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdfSpec {
+    /// `module@version`, `module@latest` or `module`.
+    pub udf: String,
+    /// The function's name in the module.
+    pub function: String,
+    /// The type of the values it produces (default: `text`).
+    #[serde(default)]
+    pub value: Option<ValueType>,
+}
+
+/// The built-in reducers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinReducer {
+    /// Sum of numbers; has an inverse.
+    Sum,
+    /// Minimum of numbers.
+    Min,
+    /// Maximum of numbers.
+    Max,
+}
+
+/// How values are folded: a built-in, or a wasm `reduce` UDF.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReduceSpec {
+    /// A built-in reducer.
+    #[serde(default)]
+    pub builtin: Option<BuiltinReducer>,
+    /// Or a UDF module (`module@version`).
+    #[serde(default)]
+    pub udf: Option<String>,
+    /// With `udf`: the reduce function.
+    #[serde(default)]
+    pub function: Option<String>,
+    /// In windows: subtract what leaves with the inverse instead of recomputing (Spark's
+    /// `invReduceFunc`). Needs `sum` or a UDF whose module exports the inverse.
+    #[serde(default)]
+    pub inverse: bool,
+    /// With `udf`: the type of the values (default `i64`).
+    #[serde(default)]
+    pub value: Option<ValueType>,
+}
+
+/// A window.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Window length: a multiple of the batch interval.
+    pub length: Millis,
+    /// How often it slides: a multiple of the batch interval (default: the stream's slide).
+    #[serde(default)]
+    pub slide: Option<Millis>,
+}
+
+/// A windowed reduce.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReduceWindowSpec {
+    /// Window length.
+    pub length: Millis,
+    /// Slide (default: the stream's slide).
+    #[serde(default)]
+    pub slide: Option<Millis>,
+    /// How values are folded.
+    pub reduce: ReduceSpec,
+    /// With an inverse: which keys to keep (`nonzero` drops keys whose value is 0).
+    #[serde(default)]
+    pub filter: Option<FilterName>,
+}
+
+/// Key filters for windows with an inverse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterName {
+    /// Drop keys whose value is the number 0.
+    Nonzero,
+}
+
+/// Split a line.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Separator (default: a single space, as Python's `line.split(" ")`).
+    #[serde(default = "space")]
+    pub sep: String,
+    /// Emit `(piece, 1)` pairs instead of pieces.
+    #[serde(default)]
+    pub pairs: bool,
+}
+
+fn space() -> String {
+    " ".into()
+}
+
+/// Split a line at whitespace.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitWhitespaceSpec {
+    /// Emit `(piece, 1)` pairs instead of pieces.
+    #[serde(default)]
+    pub pairs: bool,
+}
+
+/// A field of a delimited line.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRef {
+    /// Which field, from 0.
+    pub field: usize,
+    /// Separator (default `,`).
+    #[serde(default = "comma")]
+    pub sep: String,
+}
+
+fn comma() -> String {
+    ",".into()
+}
+
+/// Key by a field.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBySpec {
+    /// Which field, from 0.
+    pub field: usize,
+    /// Separator (default `,`).
+    #[serde(default = "comma")]
+    pub sep: String,
+    /// Parse the field as an integer and key by `floor(field / bucket)`.
+    #[serde(default)]
+    pub bucket: Option<i64>,
+}
+
+/// Keep records whose field equals a text.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldEqualsSpec {
+    /// Which field, from 0.
+    pub field: usize,
+    /// Separator (default `,`).
+    #[serde(default = "comma")]
+    pub sep: String,
+    /// The text it must equal.
+    pub equals: String,
+}
+
+/// An operation without parameters: `{}`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// One stage.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StageSpec {
+    /// Wasm map UDF.
+    Map(UdfSpec),
+    /// Wasm flat_map UDF.
+    FlatMap(UdfSpec),
+    /// Wasm filter UDF.
+    Filter(UdfSpec),
+    /// Built-in: split lines into pieces (or `(piece, 1)` pairs).
+    Split(SplitSpec),
+    /// Built-in: split lines at whitespace.
+    SplitWhitespace(SplitWhitespaceSpec),
+    /// Built-in: key by a field of the line.
+    KeyBy(KeyBySpec),
+    /// Built-in: the value becomes a field of it.
+    Pick(FieldRef),
+    /// Built-in: the value, decimal text, becomes a number.
+    ParseInt(NoArgs),
+    /// Built-in: the value becomes this number (map to pairs `(key, n)`).
+    SetValue(i64),
+    /// Built-in: the key becomes the value.
+    KeyByValue(NoArgs),
+    /// Built-in: keep records whose field equals a text.
+    FieldEquals(FieldEqualsSpec),
+    /// Per batch: one value per key.
+    ReduceByKey(ReduceSpec),
+    /// Per batch: each distinct value with its count.
+    CountByValue(NoArgs),
+    /// Every slide, the records of the window.
+    Window(WindowSpec),
+    /// Every slide, the fold of the window's values.
+    ReduceByWindow(ReduceWindowSpec),
+    /// Every slide, the fold of the window's values per key.
+    ReduceByKeyAndWindow(ReduceWindowSpec),
+    /// Every slide, how many records the window holds.
+    CountByWindow(WindowSpec),
+    /// Every slide, each distinct value with its count in the window.
+    CountByValueAndWindow(WindowSpec),
+    /// Per key, a state folded over all batches so far; every key every batch.
+    UpdateStateByKey(ReduceSpec),
+}
+
+impl StageSpec {
+    /// The stage's word in the spec.
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            StageSpec::Map(_) => "map",
+            StageSpec::FlatMap(_) => "flat_map",
+            StageSpec::Filter(_) => "filter",
+            StageSpec::Split(_) => "split",
+            StageSpec::SplitWhitespace(_) => "split_whitespace",
+            StageSpec::KeyBy(_) => "key_by",
+            StageSpec::Pick(_) => "pick",
+            StageSpec::ParseInt(_) => "parse_int",
+            StageSpec::SetValue(_) => "set_value",
+            StageSpec::KeyByValue(_) => "key_by_value",
+            StageSpec::FieldEquals(_) => "field_equals",
+            StageSpec::ReduceByKey(_) => "reduce_by_key",
+            StageSpec::CountByValue(_) => "count_by_value",
+            StageSpec::Window(_) => "window",
+            StageSpec::ReduceByWindow(_) => "reduce_by_window",
+            StageSpec::ReduceByKeyAndWindow(_) => "reduce_by_key_and_window",
+            StageSpec::CountByWindow(_) => "count_by_window",
+            StageSpec::CountByValueAndWindow(_) => "count_by_value_and_window",
+            StageSpec::UpdateStateByKey(_) => "update_state_by_key",
+        }
+    }
+}

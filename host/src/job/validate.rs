@@ -1,0 +1,639 @@
+//! Reading and checking a job spec before anything runs. Every problem is reported at once, each
+//! with its path in the spec (`stages[2].window.slide: 1500ms is not a multiple of the batch
+//! interval 1s`), unknown fields included.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sluice_abi::UdfKind;
+
+use super::plan::{JobPlan, PlannedReducer, PlannedStage, PlannedUdf};
+use super::spec::{
+    BuiltinReducer, JobSpec, Millis, ReduceSpec, SinkSpec, SourceSpec, StageSpec, UdfSpec,
+    ValueType,
+};
+use crate::runtime::LoadedModule;
+
+/// Where the job spec is documented, for error messages.
+pub const JOB_SPEC_DOC: &str = "docs/job-spec.md";
+
+/// One problem, at a path in the spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    /// Where: `stages[2].window.slide`, or empty for the whole spec.
+    pub path: String,
+    /// What is wrong, and what to write instead where that helps.
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// All the problems of a spec.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "the job spec has {} problem(s) (see {JOB_SPEC_DOC}):",
+            self.0.len()
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Finds UDF modules by reference (`module@version`, `module@latest` or `module`).
+pub trait ModuleResolver {
+    /// The module, or why it cannot be had.
+    fn resolve(&self, reference: &str) -> Result<Arc<LoadedModule>, String>;
+}
+
+const TOP_LEVEL: &[&str] = &[
+    "name",
+    "batch_interval",
+    "source",
+    "stages",
+    "sink",
+    "on_bad_record",
+    "dead_letter",
+    "modules",
+];
+
+fn join(prefix: &str, inner: &str) -> String {
+    match (prefix.is_empty(), inner.is_empty() || inner == ".") {
+        (_, true) => prefix.to_owned(),
+        (true, false) => inner.to_owned(),
+        (false, false) if inner.starts_with('[') => format!("{prefix}{inner}"),
+        (false, false) => format!("{prefix}.{inner}"),
+    }
+}
+
+fn field<T: DeserializeOwned>(v: &Value, path: &str, errors: &mut Vec<SpecError>) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let inner = e.path().to_string();
+            errors.push(SpecError {
+                path: join(path, &inner),
+                message: e.into_inner().to_string(),
+            });
+            None
+        }
+    }
+}
+
+/// Parses a spec, reporting every structural problem (bad JSON, unknown or missing fields,
+/// wrong types) with its path.
+pub fn parse(text: &str) -> Result<JobSpec, SpecErrors> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        SpecErrors(vec![SpecError {
+            path: String::new(),
+            message: format!("not valid JSON: {e}"),
+        }])
+    })?;
+    let Value::Object(obj) = &value else {
+        return Err(SpecErrors(vec![SpecError {
+            path: String::new(),
+            message: "a job spec is a JSON object".into(),
+        }]));
+    };
+    let mut errors = Vec::new();
+    for key in obj.keys() {
+        if !TOP_LEVEL.contains(&key.as_str()) {
+            errors.push(SpecError {
+                path: key.clone(),
+                message: format!(
+                    "unknown field `{key}`, expected one of {}",
+                    TOP_LEVEL.join(", ")
+                ),
+            });
+        }
+    }
+    for required in ["name", "batch_interval", "source", "sink"] {
+        if !obj.contains_key(required) {
+            errors.push(SpecError {
+                path: required.into(),
+                message: format!("missing field `{required}`"),
+            });
+        }
+    }
+    check_fields(obj, &mut errors);
+    if !errors.is_empty() {
+        return Err(SpecErrors(errors));
+    }
+    let mut errors = Vec::new();
+    match field::<JobSpec>(&value, "", &mut errors) {
+        Some(spec) => Ok(spec),
+        None => Err(SpecErrors(errors)),
+    }
+}
+
+fn check_fields(obj: &Map<String, Value>, errors: &mut Vec<SpecError>) {
+    if let Some(v) = obj.get("name") {
+        field::<String>(v, "name", errors);
+    }
+    if let Some(v) = obj.get("batch_interval") {
+        field::<Millis>(v, "batch_interval", errors);
+    }
+    if let Some(v) = obj.get("source") {
+        field::<SourceSpec>(v, "source", errors);
+    }
+    if let Some(v) = obj.get("sink") {
+        field::<SinkSpec>(v, "sink", errors);
+    }
+    if let Some(v) = obj.get("dead_letter") {
+        field::<Option<SinkSpec>>(v, "dead_letter", errors);
+    }
+    if let Some(v) = obj.get("on_bad_record") {
+        field::<crate::engine::context::BadRecordPolicy>(v, "on_bad_record", errors);
+    }
+    if let Some(v) = obj.get("modules") {
+        field::<std::collections::BTreeMap<String, String>>(v, "modules", errors);
+    }
+    match obj.get("stages") {
+        Some(Value::Array(stages)) => {
+            for (i, s) in stages.iter().enumerate() {
+                field::<StageSpec>(s, &format!("stages[{i}]"), errors);
+            }
+        }
+        Some(_) => errors.push(SpecError {
+            path: "stages".into(),
+            message: "expected a list of stages".into(),
+        }),
+        None => {}
+    }
+}
+
+/// What flows between stages, for the checks.
+#[derive(Clone)]
+struct Stream {
+    value: ValueType,
+    slide_ms: i64,
+    /// Who set the slide (for messages).
+    slide_from: Option<String>,
+}
+
+struct Checker<'a> {
+    errors: Vec<SpecError>,
+    resolver: &'a dyn ModuleResolver,
+    batch_ms: i64,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(SpecError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn slide_name(&self, stream: &Stream) -> String {
+        match &stream.slide_from {
+            None => format!("the batch interval {}", Millis(self.batch_ms)),
+            Some(from) => format!(
+                "the slide {} of the stream {from} makes",
+                Millis(stream.slide_ms)
+            ),
+        }
+    }
+
+    /// Checks a window's length and slide; returns `(length, slide)` in ms.
+    fn window(
+        &mut self,
+        path: &str,
+        length: Millis,
+        slide: Option<Millis>,
+        stream: &Stream,
+    ) -> Option<(i64, i64)> {
+        let slide = slide.unwrap_or(Millis(stream.slide_ms));
+        let mut ok = true;
+        for (name, d) in [("length", length), ("slide", slide)] {
+            if d.0 <= 0 {
+                self.err(
+                    format!("{path}.{name}"),
+                    format!("must be positive, not {d}"),
+                );
+                ok = false;
+            } else if d.0 % stream.slide_ms != 0 {
+                let of = self.slide_name(stream);
+                self.err(
+                    format!("{path}.{name}"),
+                    format!("{d} is not a multiple of {of}"),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some((length.0, slide.0))
+    }
+
+    fn needs(&mut self, path: &str, what: &str, want: ValueType, stream: &Stream) {
+        if stream.value != want {
+            self.err(
+                path,
+                format!(
+                    "{what} needs {want} values, but the stream has {} values here; {}",
+                    stream.value,
+                    if want == ValueType::I64 {
+                        "make numbers with parse_int or set_value, or declare a UDF's output with \"value\": \"i64\""
+                    } else {
+                        "this stage reads text"
+                    }
+                ),
+            );
+        }
+    }
+
+    fn udf(&mut self, path: &str, spec: &UdfSpec, kind: UdfKind) -> Option<PlannedUdf> {
+        let module = match self.resolver.resolve(&spec.udf) {
+            Ok(m) => m,
+            Err(e) => {
+                self.err(format!("{path}.udf"), e);
+                return None;
+            }
+        };
+        match module.manifest().get(&spec.function) {
+            Some(u) if u.kind == kind => Some(PlannedUdf {
+                module,
+                function: spec.function.clone(),
+            }),
+            Some(u) => {
+                self.err(
+                    format!("{path}.function"),
+                    format!(
+                        "`{}` of {} is a {}, not a {kind}",
+                        spec.function,
+                        module.label(),
+                        u.kind
+                    ),
+                );
+                None
+            }
+            None => {
+                let has = module.manifest().describe();
+                self.err(
+                    format!("{path}.function"),
+                    format!(
+                        "{} has no UDF named `{}` (it has: {has})",
+                        module.label(),
+                        spec.function
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn reducer(
+        &mut self,
+        path: &str,
+        spec: &ReduceSpec,
+        stream: &Stream,
+        windowed: bool,
+    ) -> Option<(PlannedReducer, ValueType)> {
+        match (&spec.builtin, &spec.udf, &spec.function) {
+            (Some(b), None, None) => {
+                self.needs(
+                    path,
+                    &format!("the built-in {b:?}").to_lowercase(),
+                    ValueType::I64,
+                    stream,
+                );
+                if spec.value.is_some() {
+                    self.err(
+                        format!("{path}.value"),
+                        "a built-in reducer's values are i64; `value` is only for UDFs",
+                    );
+                }
+                if spec.inverse && *b != BuiltinReducer::Sum {
+                    self.err(
+                        format!("{path}.inverse"),
+                        format!(
+                            "{b:?} has no inverse; only sum has one (or use a UDF that exports one)"
+                        )
+                        .to_lowercase(),
+                    );
+                }
+                if spec.inverse && !windowed {
+                    self.err(
+                        format!("{path}.inverse"),
+                        "an inverse is only used by windowed reduces",
+                    );
+                }
+                Some((
+                    PlannedReducer::Builtin {
+                        builtin: *b,
+                        inverse: spec.inverse,
+                    },
+                    ValueType::I64,
+                ))
+            }
+            (None, Some(udf), Some(function)) => {
+                let u = self.udf(
+                    path,
+                    &UdfSpec {
+                        udf: udf.clone(),
+                        function: function.clone(),
+                        value: None,
+                    },
+                    UdfKind::Reduce,
+                )?;
+                let has_inverse = u
+                    .module
+                    .manifest()
+                    .get(function)
+                    .is_some_and(|i| i.has_inverse);
+                if spec.inverse && !has_inverse {
+                    self.err(format!("{path}.inverse"), format!("{} exports no inverse of `{function}` (sluice:inverse:{function}); mark it #[reduce(inverse = ...)] or drop `inverse`", u.module.label()));
+                }
+                let value = spec.value.unwrap_or(ValueType::I64);
+                self.needs(path, &format!("the reduce UDF `{function}`"), value, stream);
+                Some((
+                    PlannedReducer::Udf {
+                        udf: u,
+                        inverse: spec.inverse,
+                    },
+                    value,
+                ))
+            }
+            (None, Some(_), None) => {
+                self.err(
+                    format!("{path}.function"),
+                    "a reduce UDF needs `function`: the reduce function's name in the module",
+                );
+                None
+            }
+            _ => {
+                self.err(
+                    path,
+                    "give either `builtin` (sum, min, max) or `udf` and `function`",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Checks a parsed spec and resolves its UDFs: the plan to run, or every problem found.
+pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, SpecErrors> {
+    let batch_ms = spec.batch_interval.0;
+    let mut c = Checker {
+        errors: Vec::new(),
+        resolver,
+        batch_ms,
+    };
+    if batch_ms <= 0 {
+        c.err(
+            "batch_interval",
+            format!("must be positive, not {}", spec.batch_interval),
+        );
+        return Err(SpecErrors(c.errors));
+    }
+    if spec.name.trim().is_empty() {
+        c.err("name", "must not be empty");
+    }
+    check_source(&mut c, &spec.source, "source");
+    for (path, sink) in [
+        ("sink", Some(&spec.sink)),
+        ("dead_letter", spec.dead_letter.as_ref()),
+    ] {
+        if let Some(SinkSpec::TextFiles { prefix, .. }) = sink
+            && prefix.trim().is_empty()
+        {
+            c.err(format!("{path}.text_files.prefix"), "must not be empty");
+        }
+    }
+    if let Some(d) = &spec.dead_letter
+        && !matches!(d, SinkSpec::Jsonl { .. })
+    {
+        c.err(
+            "dead_letter",
+            "refused records are written as JSON Lines: use {\"jsonl\": {\"path\": \"...\"}}",
+        );
+    }
+    let mut stream = Stream {
+        value: ValueType::Text,
+        slide_ms: batch_ms,
+        slide_from: None,
+    };
+    let mut stages = Vec::new();
+    for (i, stage) in spec.stages.iter().enumerate() {
+        let path = format!("stages[{i}].{}", stage.op_name());
+        let planned = plan_stage(&mut c, &path, stage, &mut stream);
+        if let Some(p) = planned {
+            stages.push(p);
+        }
+    }
+    if !c.errors.is_empty() {
+        return Err(SpecErrors(c.errors));
+    }
+    Ok(JobPlan {
+        batch_ms,
+        output_type: stream.value,
+        output_slide_ms: stream.slide_ms,
+        stages,
+        spec,
+    })
+}
+
+fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {
+    match source {
+        SourceSpec::Union(parts) => {
+            if parts.len() < 2 {
+                c.err(
+                    format!("{path}.union"),
+                    "a union needs at least two sources",
+                );
+            }
+            for (i, p) in parts.iter().enumerate() {
+                check_source(c, p, &format!("{path}.union[{i}]"));
+            }
+        }
+        SourceSpec::Socket { port: 0, .. } => c.err(format!("{path}.socket.port"), "must not be 0"),
+        SourceSpec::Generator {
+            rate_per_s: Some(0),
+            ..
+        } => c.err(format!("{path}.generator.rate_per_s"), "must be positive"),
+        SourceSpec::Generator {
+            rate_per_s: Some(_),
+            lines_per_batch: Some(_),
+            ..
+        } => c.err(
+            format!("{path}.generator"),
+            "give `rate_per_s` or `lines_per_batch`, not both",
+        ),
+        _ => {}
+    }
+}
+
+fn plan_stage(
+    c: &mut Checker<'_>,
+    path: &str,
+    stage: &StageSpec,
+    stream: &mut Stream,
+) -> Option<PlannedStage> {
+    use ValueType::{I64, Text};
+    let name = path.to_owned();
+    let windowed = |c: &mut Checker<'_>, stream: &mut Stream, length, slide| {
+        let w = c.window(path, length, slide, stream);
+        if let Some((_, s)) = w {
+            stream.slide_ms = s;
+            stream.slide_from = Some(path.to_owned());
+        }
+        w
+    };
+    Some(match stage {
+        StageSpec::Map(u) | StageSpec::FlatMap(u) | StageSpec::Filter(u) => {
+            let kind = match stage {
+                StageSpec::Map(_) => UdfKind::Map,
+                StageSpec::FlatMap(_) => UdfKind::FlatMap,
+                _ => UdfKind::Filter,
+            };
+            if kind == UdfKind::Filter {
+                if u.value.is_some() {
+                    c.err(format!("{path}.value"), "a filter passes records through unchanged; `value` is for map and flat_map");
+                }
+            } else {
+                stream.value = u.value.unwrap_or(Text);
+            }
+            let udf = c.udf(path, u, kind)?;
+            PlannedStage::Udf { name, kind, udf }
+        }
+        StageSpec::Split(s) => {
+            c.needs(path, "split", Text, stream);
+            if s.sep.is_empty() {
+                c.err(
+                    format!("{path}.sep"),
+                    "must not be empty (use split_whitespace to split at whitespace)",
+                );
+            }
+            stream.value = if s.pairs { I64 } else { Text };
+            PlannedStage::Builtin {
+                name,
+                stage: stage.clone(),
+            }
+        }
+        StageSpec::SplitWhitespace(s) => {
+            c.needs(path, "split_whitespace", Text, stream);
+            stream.value = if s.pairs { I64 } else { Text };
+            PlannedStage::Builtin {
+                name,
+                stage: stage.clone(),
+            }
+        }
+        StageSpec::KeyBy(k) => {
+            c.needs(path, "key_by", Text, stream);
+            if k.sep.is_empty() {
+                c.err(format!("{path}.sep"), "must not be empty");
+            }
+            if k.bucket.is_some_and(|b| b <= 0) {
+                c.err(format!("{path}.bucket"), "must be positive");
+            }
+            PlannedStage::Builtin {
+                name,
+                stage: stage.clone(),
+            }
+        }
+        StageSpec::Pick(f) => {
+            c.needs(path, "pick", Text, stream);
+            if f.sep.is_empty() {
+                c.err(format!("{path}.sep"), "must not be empty");
+            }
+            PlannedStage::Builtin {
+                name,
+                stage: stage.clone(),
+            }
+        }
+        StageSpec::FieldEquals(f) => {
+            c.needs(path, "field_equals", Text, stream);
+            if f.sep.is_empty() {
+                c.err(format!("{path}.sep"), "must not be empty");
+            }
+            PlannedStage::Builtin {
+                name,
+                stage: stage.clone(),
+            }
+        }
+        StageSpec::ParseInt(_) => {
+            c.needs(path, "parse_int", Text, stream);
+            stream.value = I64;
+            PlannedStage::Builtin {
+                name,
+                stage: stage.clone(),
+            }
+        }
+        StageSpec::SetValue(_) => {
+            stream.value = I64;
+            PlannedStage::Builtin {
+                name,
+                stage: stage.clone(),
+            }
+        }
+        StageSpec::KeyByValue(_) => PlannedStage::Builtin {
+            name,
+            stage: stage.clone(),
+        },
+        StageSpec::CountByValue(_) => {
+            stream.value = I64;
+            PlannedStage::CountByValue { name }
+        }
+        StageSpec::ReduceByKey(r) | StageSpec::UpdateStateByKey(r) => {
+            let (reducer, value) = c.reducer(path, r, stream, false)?;
+            stream.value = value;
+            match stage {
+                StageSpec::ReduceByKey(_) => PlannedStage::ReduceByKey { name, reducer },
+                _ => PlannedStage::UpdateStateByKey { name, reducer },
+            }
+        }
+        StageSpec::Window(w) => {
+            let (length_ms, slide_ms) = windowed(c, stream, w.length, w.slide)?;
+            PlannedStage::Window {
+                name,
+                length_ms,
+                slide_ms,
+            }
+        }
+        StageSpec::CountByWindow(w) | StageSpec::CountByValueAndWindow(w) => {
+            let (length_ms, slide_ms) = windowed(c, stream, w.length, w.slide)?;
+            let by_value = matches!(stage, StageSpec::CountByValueAndWindow(_));
+            stream.value = I64;
+            PlannedStage::CountWindow {
+                name,
+                length_ms,
+                slide_ms,
+                by_value,
+            }
+        }
+        StageSpec::ReduceByWindow(w) | StageSpec::ReduceByKeyAndWindow(w) => {
+            let reduced = c.reducer(&format!("{path}.reduce"), &w.reduce, stream, true);
+            if w.filter.is_some() && !w.reduce.inverse {
+                c.err(format!("{path}.filter"), "a filter applies to windows with an inverse (set `\"inverse\": true` in `reduce`)");
+            }
+            let (length_ms, slide_ms) = windowed(c, stream, w.length, w.slide)?;
+            let (reducer, value) = reduced?;
+            stream.value = value;
+            let by_key = matches!(stage, StageSpec::ReduceByKeyAndWindow(_));
+            PlannedStage::ReduceWindow {
+                name,
+                length_ms,
+                slide_ms,
+                reducer,
+                filter: w.filter,
+                by_key,
+            }
+        }
+    })
+}

@@ -1,0 +1,80 @@
+//! Sinks: where a job's output goes, one call per output batch. Values print by the type the
+//! job's last stage produces (numbers as numbers, text as text).
+
+mod jsonl;
+mod print;
+mod text_files;
+
+use std::io::Write;
+
+use sluice_abi::RecordRef;
+
+use crate::batch::RecordBatch;
+use crate::engine::Tick;
+use crate::job::spec::{SinkSpec, ValueType};
+
+pub use jsonl::JsonlSink;
+pub use print::PrintSink;
+pub use text_files::TextFilesSink;
+
+/// Where output goes.
+pub trait Sink: Send {
+    /// Writes the output of batch `tick`.
+    fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()>;
+}
+
+/// A value as JSON, by the stream's value type.
+pub fn value_json(v: &[u8], ty: ValueType) -> serde_json::Value {
+    match (ty, <[u8; 8]>::try_from(v)) {
+        (ValueType::I64, Ok(a)) => serde_json::Value::from(i64::from_le_bytes(a)),
+        _ => serde_json::Value::from(String::from_utf8_lossy(v).into_owned()),
+    }
+}
+
+/// A record as text, Spark-style: `(key, value)` with a key, else `value`.
+pub fn record_text(r: &RecordRef<'_>, ty: ValueType) -> String {
+    let value = match value_json(r.value, ty) {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    match r.key {
+        Some(k) => format!("({}, {value})", String::from_utf8_lossy(k)),
+        None => value,
+    }
+}
+
+/// A record as one JSON object with its batch.
+pub fn record_json(tick: Tick, r: &RecordRef<'_>, ty: ValueType) -> serde_json::Value {
+    serde_json::json!({
+        "batch": tick.batch_id,
+        "time": tick.time_ms,
+        "key": r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+        "value": value_json(r.value, ty),
+    })
+}
+
+/// Opens the sink a spec describes; `stdout` is where `print` and `jsonl` without a path write.
+pub fn open(
+    spec: &SinkSpec,
+    ty: ValueType,
+    stdout: Box<dyn Write + Send>,
+) -> std::io::Result<Box<dyn Sink>> {
+    Ok(match spec {
+        SinkSpec::Print { records } => Box::new(PrintSink::new(*records, ty, stdout)),
+        SinkSpec::Jsonl { path } => match path.as_deref() {
+            None | Some("-") => Box::new(JsonlSink::new(ty, stdout)),
+            Some(p) => Box::new(JsonlSink::new(
+                ty,
+                Box::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)?,
+                ),
+            )),
+        },
+        SinkSpec::TextFiles { prefix, suffix } => {
+            Box::new(TextFilesSink::new(prefix.clone(), suffix.clone(), ty))
+        }
+    })
+}

@@ -1,0 +1,53 @@
+//! `text_files`: one file per output batch, `PREFIX-TIME_IN_MS[.SUFFIX]` (Spark's
+//! `saveAsTextFiles`), a record per line. Each file is written to a temporary name and renamed
+//! into place, so readers never see half a file.
+
+use std::io::Write;
+
+use super::{Sink, record_text};
+use crate::batch::RecordBatch;
+use crate::engine::Tick;
+use crate::job::spec::ValueType;
+
+/// Writes a file per batch.
+pub struct TextFilesSink {
+    prefix: String,
+    suffix: Option<String>,
+    ty: ValueType,
+}
+
+impl TextFilesSink {
+    /// Files named `prefix-TIME[.suffix]`.
+    pub fn new(prefix: String, suffix: Option<String>, ty: ValueType) -> TextFilesSink {
+        TextFilesSink { prefix, suffix, ty }
+    }
+
+    /// The file for batch time `time_ms`.
+    pub fn file_name(&self, time_ms: i64) -> String {
+        match &self.suffix {
+            Some(s) => format!("{}-{time_ms}.{s}", self.prefix),
+            None => format!("{}-{time_ms}", self.prefix),
+        }
+    }
+}
+
+impl Sink for TextFilesSink {
+    fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
+        let path = std::path::PathBuf::from(self.file_name(tick.time_ms));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("batch")
+        ));
+        {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            for r in batch.iter() {
+                writeln!(f, "{}", record_text(&r, self.ty))?;
+            }
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)
+    }
+}
