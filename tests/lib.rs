@@ -47,23 +47,90 @@ pub fn batch(lines: &[&str]) -> RecordBatch {
     b
 }
 
-/// The `sluice` binary of this build (built on demand if the test run did not build it).
+/// The `sluice` binary of this build, brought up to date once per test process (`cargo test`
+/// builds a package's binaries only for that package's own integration tests, and these live in
+/// another package; without this, a stale binary could answer).
 pub fn sluice_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("tests run from <target>/<profile>/deps");
-    let bin = profile_dir.join(format!("sluice{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "sluice", "--bin", "sluice"]);
-        if release {
-            cmd.arg("--release");
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test knows its path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("tests run from <target>/<profile>/deps");
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--quiet", "-p", "sluice", "--bin", "sluice"]);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            if let Some(target) = profile_dir.parent() {
+                cmd.env("CARGO_TARGET_DIR", target);
+            }
+            let status = cmd.status().expect("cargo runs");
+            assert!(status.success(), "building the sluice binary failed");
+            profile_dir.join(format!("sluice{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
+
+/// The repository's root (for example jobs and data).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// What a finished `sluice` command printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// Whether it exited 0.
+    pub success: bool,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+/// Runs `sluice ARGS...` to completion (killed after `timeout_s` seconds).
+pub fn sluice(args: &[&str], timeout_s: u64) -> Finished {
+    let mut child = Command::new(sluice_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    loop {
+        if child.try_wait().expect("wait works").is_some() {
+            break;
         }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the sluice binary failed");
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    bin
+    let out = child.wait_with_output().expect("output");
+    Finished {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Output records of a `jsonl` sink: `(batch, key, value)`.
+pub fn jsonl_records(stdout: &str) -> Vec<(u64, Option<String>, serde_json::Value)> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+            (
+                v["batch"].as_u64().unwrap(),
+                v["key"].as_str().map(str::to_owned),
+                v["value"].clone(),
+            )
+        })
+        .collect()
 }

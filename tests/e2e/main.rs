@@ -5,6 +5,8 @@
 mod abi_by_hand;
 mod cache;
 mod cli;
+mod live_sources;
 mod load_errors;
 mod native_parity;
+mod run_jobs;
 mod sandbox;
