@@ -124,8 +124,7 @@ pub fn jsonl_records(stdout: &str) -> Vec<(u64, Option<String>, serde_json::Valu
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
             (
                 v["batch"].as_u64().unwrap(),
                 v["key"].as_str().map(str::to_owned),

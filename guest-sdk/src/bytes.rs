@@ -152,10 +152,7 @@ mod tests {
 
     #[test]
     fn short_copies_stay_inline_and_long_ones_go_to_the_heap() {
-        assert!(matches!(
-            Bytes::copy_from(&[1; 22]),
-            Bytes::Inline { len: 22, .. }
-        ));
+        assert!(matches!(Bytes::copy_from(&[1; 22]), Bytes::Inline { len: 22, .. }));
         assert!(matches!(Bytes::copy_from(&[1; 23]), Bytes::Owned(_)));
         assert_eq!(Bytes::from(7i64).as_bytes(), &7i64.to_le_bytes());
         assert_eq!(Bytes::from("ab"), Bytes::from(b"ab".to_vec()));

@@ -65,10 +65,7 @@ impl<'a> Record<'a> {
     /// The same record with this timestamp.
     #[inline]
     pub fn with_timestamp(self, timestamp_ms: i64) -> Record<'a> {
-        Record {
-            timestamp_ms,
-            ..self
-        }
+        Record { timestamp_ms, ..self }
     }
 
     /// The value as UTF-8 text, or an error that says it is not.

@@ -132,11 +132,7 @@ pub fn parse_i64(s: &str) -> Option<i64> {
     };
     if digits.is_empty() || digits.len() > 18 {
         // 19 digits may overflow: let the standard parser decide.
-        return if digits.is_empty() {
-            None
-        } else {
-            s.parse().ok()
-        };
+        return if digits.is_empty() { None } else { s.parse().ok() };
     }
     let mut v: u64 = 0;
     let mut i = 0;
@@ -161,8 +157,7 @@ pub fn parse_i64(s: &str) -> Option<i64> {
 #[inline(always)]
 fn eight_digits(chunk: u64) -> Option<u64> {
     let all_digits = (chunk & 0xf0f0_f0f0_f0f0_f0f0) == 0x3030_3030_3030_3030
-        && ((chunk.wrapping_add(0x0606_0606_0606_0606)) & 0xf0f0_f0f0_f0f0_f0f0)
-            == 0x3030_3030_3030_3030;
+        && ((chunk.wrapping_add(0x0606_0606_0606_0606)) & 0xf0f0_f0f0_f0f0_f0f0) == 0x3030_3030_3030_3030;
     if !all_digits {
         return None;
     }

@@ -105,9 +105,7 @@ fn main() {
     let module = rt
         .load("examples@1", sluice_udf_artifacts::EXAMPLES)
         .expect("examples load");
-    let mut inst = rt
-        .instantiate(&module, &rt.config().default_limits)
-        .expect("instance");
+    let mut inst = rt.instantiate(&module, &rt.config().default_limits).expect("instance");
 
     for size in SIZES {
         let batches = pool(size);
@@ -203,17 +201,26 @@ fn print_table() {
     SAMPLES.with(|s| {
         let s = s.borrow();
         println!("\nwasm batch path vs native closure, median of criterion samples (epoch interruption on)");
-        println!("{:<11} {:>8} {:>14} {:>16} {:>12}", "op", "records", "wasm ns/rec", "native ns/rec", "wasm/native");
+        println!(
+            "{:<11} {:>8} {:>14} {:>16} {:>12}",
+            "op", "records", "wasm ns/rec", "native ns/rec", "wasm/native"
+        );
         for op in ["map", "filter", "filter+map", "reduce"] {
             for size in SIZES {
-                let (Some(w), Some(n)) = (s.get(&(op.into(), "wasm".into(), size)), s.get(&(op.into(), "native".into(), size))) else {
+                let (Some(w), Some(n)) = (
+                    s.get(&(op.into(), "wasm".into(), size)),
+                    s.get(&(op.into(), "native".into(), size)),
+                ) else {
                     continue;
                 };
                 let (w, n) = (median(w) * 1e9 / size as f64, median(n) * 1e9 / size as f64);
                 println!("{op:<11} {size:>8} {w:>14.2} {n:>16.2} {:>11.2}x", w / n);
             }
         }
-        for (label, key) in [("fixed cost of one batch call (empty batch)", "empty batch call"), ("instantiate a cached module", "instantiate")] {
+        for (label, key) in [
+            ("fixed cost of one batch call (empty batch)", "empty batch call"),
+            ("instantiate a cached module", "instantiate"),
+        ] {
             if let Some(v) = s.get(&("fixed".into(), key.into(), 0)) {
                 println!("{label}: {:.2} us", median(v) * 1e6);
             }

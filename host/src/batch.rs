@@ -85,16 +85,52 @@ impl RecordBatch {
         for (i, &keep) in selection.iter().enumerate().take(self.len()) {
             if keep != 0 {
                 let start = self.offsets[i] as usize;
-                let end = self
-                    .offsets
-                    .get(i + 1)
-                    .map_or(self.buf.len(), |&e| e as usize);
+                let end = self.offsets.get(i + 1).map_or(self.buf.len(), |&e| e as usize);
                 out.offsets.push(out.buf.len() as u32);
                 out.buf.extend_from_slice(&self.buf[start..end]);
             }
         }
         patch_u32(&mut out.buf, 0, out.offsets.len() as u32);
         out
+    }
+
+    /// Splits the batch into at most `parts` contiguous batches of about equal record counts.
+    pub fn split(&self, parts: usize) -> Vec<RecordBatch> {
+        let parts = parts.clamp(1, self.len().max(1));
+        let per = self.len().div_ceil(parts);
+        let mut out = Vec::with_capacity(parts);
+        let mut start = 0;
+        while start < self.len() || out.is_empty() {
+            let end = (start + per).min(self.len());
+            let (from, to) = (self.offset(start), self.offset(end));
+            let mut b = RecordBatch::with_capacity(end - start, to - from);
+            b.offsets
+                .extend(self.offsets[start..end].iter().map(|&o| o - from as u32 + 4));
+            b.buf.extend_from_slice(&self.buf[from..to]);
+            patch_u32(&mut b.buf, 0, (end - start) as u32);
+            out.push(b);
+            start = end;
+        }
+        out
+    }
+
+    /// The batches one after the other, as one.
+    pub fn concat(batches: &[RecordBatch]) -> RecordBatch {
+        let records = batches.iter().map(RecordBatch::len).sum();
+        let bytes = batches.iter().map(|b| b.buf.len() - 4).sum();
+        let mut out = RecordBatch::with_capacity(records, bytes);
+        for b in batches {
+            let base = out.buf.len() as u32 - 4;
+            out.offsets.extend(b.offsets.iter().map(|&o| o + base));
+            out.buf.extend_from_slice(&b.buf[4..]);
+        }
+        patch_u32(&mut out.buf, 0, records as u32);
+        out
+    }
+
+    /// Byte offset of record `i` (the end of the buffer for `i == len`).
+    fn offset(&self, i: usize) -> usize {
+        self.offsets.get(i).map_or(self.buf.len(), |&o| o as usize)
     }
 
     /// Reads `count` records from the front of `reader` into a batch, checking every length (the
@@ -198,6 +234,22 @@ mod tests {
         let mut r = Reader::new(s.as_abi_bytes());
         let n = r.u32().unwrap();
         assert_eq!(RecordBatch::read_from(&mut r, n).unwrap(), s);
+    }
+
+    #[test]
+    fn split_and_concat_round_trip() {
+        let mut b = RecordBatch::new();
+        for i in 0..10u8 {
+            b.push(Some(&[i]), &vec![i; i as usize], i as i64);
+        }
+        for parts in [1, 2, 3, 4, 10, 20] {
+            let split = b.split(parts);
+            assert!(split.len() <= parts);
+            assert_eq!(split.iter().map(RecordBatch::len).sum::<usize>(), 10);
+            assert_eq!(RecordBatch::concat(&split), b, "parts = {parts}");
+        }
+        let empty = RecordBatch::new();
+        assert_eq!(RecordBatch::concat(&empty.split(4)), empty);
     }
 
     #[test]

@@ -14,10 +14,8 @@ use crate::runtime::{Runtime, RuntimeConfig};
 
 /// `sluice run JOB_FILE`: runs a job locally, output on stdout.
 pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the job file {}", path.display()))?;
-    let mut spec = job::parse(&text)
-        .map_err(|e| anyhow::anyhow!("{}{e}", path.display().to_string() + ": "))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the job file {}", path.display()))?;
+    let mut spec = job::parse(&text).map_err(|e| anyhow::anyhow!("{}{e}", path.display().to_string() + ": "))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut paths: BTreeMap<String, String> = spec.modules.clone();
     for m in modules {
@@ -30,21 +28,13 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
     rebase_inputs(&mut spec.source, &base);
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
     let resolver = LocalModules::new(runtime.clone(), paths, base);
-    let plan =
-        job::check(spec, &resolver).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let plan = job::check(spec, &resolver).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let source = crate::source::open(&plan.spec.source, plan.batch_ms)?;
-    let sink = crate::sink::open(
-        &plan.spec.sink,
-        plan.output_type,
-        Box::new(std::io::stdout()),
-    )
-    .with_context(|| "cannot open the sink")?;
-    let dead = dead_letter_writer(plan.spec.dead_letter.as_ref())
-        .context("cannot open the dead-letter output")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let options = RunOptions { batches };
+    let sink = crate::sink::open(&plan.spec.sink, plan.output_type, Box::new(std::io::stdout()))
+        .with_context(|| "cannot open the sink")?;
+    let dead = dead_letter_writer(plan.spec.dead_letter.as_ref()).context("cannot open the dead-letter output")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let options = RunOptions { batches, workers: None };
     let name = plan.spec.name.clone();
     let io = RunIo {
         source,

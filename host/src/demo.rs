@@ -13,9 +13,7 @@ use crate::runtime::{Runtime, RuntimeConfig, WarmInstances};
 
 /// Lines of the seed's three formats, deterministic for a seed.
 pub fn generate_lines(kind: &str, n: usize, seed: u64) -> Vec<String> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut next = move || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -30,11 +28,7 @@ pub fn generate_lines(kind: &str, n: usize, seed: u64) -> Vec<String> {
                 "visits" => format!("u{},{ts},/page/{}", r % 50, (r >> 8) % 20),
                 "logs" => {
                     let level = ["INFO", "WARN", "ERROR", "DEBUG"][(r % 4) as usize];
-                    format!(
-                        "{ts}|{level}|request {} took {} ms",
-                        r >> 40,
-                        (r >> 20) % 500
-                    )
+                    format!("{ts}|{level}|request {} took {} ms", r >> 40, (r >> 20) % 500)
                 }
                 _ => {
                     let action = ["view", "click", "scroll", "purchase"][(r % 4) as usize];
@@ -83,11 +77,7 @@ fn count_by_key(
         let v = value.context("sum_counts refused a group")?;
         out.insert(
             key.clone(),
-            i64::from_le_bytes(
-                v.as_slice()
-                    .try_into()
-                    .context("sum_counts returned a non-i64")?,
-            ),
+            i64::from_le_bytes(v.as_slice().try_into().context("sum_counts returned a non-i64")?),
         );
     }
     Ok(out)
@@ -130,9 +120,7 @@ pub fn run(batches: usize, records: usize) -> Result<()> {
         let logs = batch_of(&generate_lines("logs", records, k as u64));
         let t = Instant::now();
         let errors = warm.with(&rt, &module, &limits, |i| i.filter("is_error", &logs))?;
-        let minutes = warm.with(&rt, &module, &limits, |i| {
-            i.map("minute_bucket", &errors.kept)
-        })?;
+        let minutes = warm.with(&rt, &module, &limits, |i| i.map("minute_bucket", &errors.kept))?;
         let per_minute = count_by_key(&mut warm, &rt, &module, &minutes.records)?;
         println!(
             "ERROR lines per minute (is_error + minute_bucket + sum_counts, {:.0} us): {}",
@@ -142,9 +130,7 @@ pub fn run(batches: usize, records: usize) -> Result<()> {
 
         let behaviour = batch_of(&generate_lines("behaviour", records, k as u64));
         let t = Instant::now();
-        let clicks = warm.with(&rt, &module, &limits, |i| {
-            i.flat_map("clicks_by_user", &behaviour)
-        })?;
+        let clicks = warm.with(&rt, &module, &limits, |i| i.flat_map("clicks_by_user", &behaviour))?;
         let per_user = count_by_key(&mut warm, &rt, &module, &clicks.records)?;
         println!(
             "clicks: {} of {} lines, {} users (clicks_by_user + sum_counts, {:.0} us)",

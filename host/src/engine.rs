@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod reducer;
 #[cfg(test)]
 mod testing;
+pub mod workers;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{DeadLetter, StageContext, StageCounts};
@@ -48,9 +49,7 @@ pub enum EngineError {
         source: UdfError,
     },
     /// A record was refused and the job's policy is `fail`.
-    #[error(
-        "stage {stage}: record {index} of batch {batch_id} was refused: {message}; record: {record}"
-    )]
+    #[error("stage {stage}: record {index} of batch {batch_id} was refused: {message}; record: {record}")]
     BadRecord {
         /// The stage's name.
         stage: String,

@@ -42,9 +42,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -54,11 +52,7 @@ fn main() -> std::process::ExitCode {
         records: 10_000,
     }) {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
-        Command::Run {
-            job,
-            batches,
-            modules,
-        } => sluice::cli::run_job(&job, batches, &modules),
+        Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -60,6 +60,8 @@ pub struct RunOptions {
     /// Stop after this many batches (default: a deterministic source's batches; live sources
     /// run until Ctrl-C).
     pub batches: Option<u64>,
+    /// Worker threads (default: the machine's cores).
+    pub workers: Option<usize>,
 }
 
 /// Where a run reads from and writes to.
@@ -90,16 +92,18 @@ pub async fn run(
     } = io;
     let batch_ms = plan.batch_ms;
     let live = source.is_live();
-    let limit = options
-        .batches
-        .or(if live { None } else { source.batches_hint() });
+    let limit = options.batches.or(if live { None } else { source.batches_hint() });
     let zero = if live {
         clock.now_ms().div_euclid(batch_ms) * batch_ms
     } else {
         0
     };
     let limits = runtime.config().default_limits.clone();
-    let mut pipeline: Option<Pipeline> = Some(plan.pipeline(runtime, &limits));
+    let mut pipeline: Option<Pipeline> = Some(plan.pipeline(
+        runtime,
+        &limits,
+        options.workers.unwrap_or_else(crate::engine::workers::available_cores),
+    ));
     let mut stop = Box::pin(tokio::signal::ctrl_c());
     let mut k = 0u64;
     loop {
@@ -124,9 +128,7 @@ pub async fn run(
         let input = source.next_batch(tick)?;
         let records_in = input.len() as u64;
         let t = Instant::now();
-        let mut p = pipeline
-            .take()
-            .expect("the pipeline is returned after each batch");
+        let mut p = pipeline.take().expect("the pipeline is returned after each batch");
         let (p, result) = tokio::task::spawn_blocking(move || {
             let r = p.run_batch(tick, input);
             (p, r)
@@ -178,11 +180,7 @@ pub struct LocalModules {
 
 impl LocalModules {
     /// Modules named in `paths`; relative paths are taken from `base` (the spec's directory).
-    pub fn new(
-        runtime: Arc<Runtime>,
-        paths: BTreeMap<String, String>,
-        base: PathBuf,
-    ) -> LocalModules {
+    pub fn new(runtime: Arc<Runtime>, paths: BTreeMap<String, String>, base: PathBuf) -> LocalModules {
         LocalModules {
             runtime,
             paths,
@@ -249,12 +247,9 @@ pub fn rebase_inputs(source: &mut SourceSpec, base: &Path) {
 /// The dead-letter writer a spec asks for (stderr by default).
 pub fn dead_letter_writer(spec: Option<&SinkSpec>) -> std::io::Result<Box<dyn Write + Send>> {
     Ok(match spec {
-        Some(SinkSpec::Jsonl { path: Some(p) }) if p != "-" => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)?,
-        ),
+        Some(SinkSpec::Jsonl { path: Some(p) }) if p != "-" => {
+            Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)
+        }
         _ => Box::new(std::io::stderr()),
     })
 }

@@ -23,9 +23,7 @@ mod warm;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig};
 
 pub use config::{CallLimits, RuntimeConfig};
 pub use error::{LoadError, RecordError, UdfError, UdfRef};
@@ -101,9 +99,7 @@ impl Runtime {
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         let module = self
             .cache
-            .get_or_compile(&self.engine, &sha256, || {
-                Module::from_binary(&self.engine, bytes)
-            })
+            .get_or_compile(&self.engine, &sha256, || Module::from_binary(&self.engine, bytes))
             .map_err(|e| {
                 let msg = format!("{e:#}");
                 if msg.contains("failed to parse") || msg.contains("WebAssembly") {
@@ -128,9 +124,7 @@ impl Runtime {
         let mut probe = self
             .instantiate(&loaded, &self.config.default_limits)
             .map_err(|e| LoadError::Instantiate(e.to_string()))?;
-        let found = probe
-            .abi_version()
-            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        let found = probe.abi_version().map_err(|e| LoadError::Instantiate(e.to_string()))?;
         if found != sluice_abi::ABI_VERSION {
             return Err(LoadError::AbiMismatch {
                 found,
@@ -141,15 +135,9 @@ impl Runtime {
     }
 
     /// A fresh instance of `module` whose calls run under `limits`.
-    pub fn instantiate(
-        &self,
-        module: &Arc<LoadedModule>,
-        limits: &CallLimits,
-    ) -> Result<UdfInstance, UdfError> {
+    pub fn instantiate(&self, module: &Arc<LoadedModule>, limits: &CallLimits) -> Result<UdfInstance, UdfError> {
         let mut limits = limits.clone();
-        limits.memory_bytes_max = limits
-            .memory_bytes_max
-            .min(self.config.memory_bytes_ceiling);
+        limits.memory_bytes_max = limits.memory_bytes_max.min(self.config.memory_bytes_ceiling);
         UdfInstance::new(
             module.clone(),
             limits,

@@ -54,27 +54,16 @@ pub fn record_json(tick: Tick, r: &RecordRef<'_>, ty: ValueType) -> serde_json::
 }
 
 /// Opens the sink a spec describes; `stdout` is where `print` and `jsonl` without a path write.
-pub fn open(
-    spec: &SinkSpec,
-    ty: ValueType,
-    stdout: Box<dyn Write + Send>,
-) -> std::io::Result<Box<dyn Sink>> {
+pub fn open(spec: &SinkSpec, ty: ValueType, stdout: Box<dyn Write + Send>) -> std::io::Result<Box<dyn Sink>> {
     Ok(match spec {
         SinkSpec::Print { records } => Box::new(PrintSink::new(*records, ty, stdout)),
         SinkSpec::Jsonl { path } => match path.as_deref() {
             None | Some("-") => Box::new(JsonlSink::new(ty, stdout)),
             Some(p) => Box::new(JsonlSink::new(
                 ty,
-                Box::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(p)?,
-                ),
+                Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
             )),
         },
-        SinkSpec::TextFiles { prefix, suffix } => {
-            Box::new(TextFilesSink::new(prefix.clone(), suffix.clone(), ty))
-        }
+        SinkSpec::TextFiles { prefix, suffix } => Box::new(TextFilesSink::new(prefix.clone(), suffix.clone(), ty)),
     })
 }

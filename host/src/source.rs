@@ -58,10 +58,7 @@ pub fn open(spec: &SourceSpec, batch_ms: i64) -> Result<Box<dyn Source>, SourceE
             batch_ms,
         )),
         SourceSpec::Union(parts) => Box::new(Union(
-            parts
-                .iter()
-                .map(|p| open(p, batch_ms))
-                .collect::<Result<_, _>>()?,
+            parts.iter().map(|p| open(p, batch_ms)).collect::<Result<_, _>>()?,
         )),
     })
 }

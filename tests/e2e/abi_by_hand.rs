@@ -137,9 +137,7 @@ pub const HAND_WRITTEN: &str = r#"
 #[test]
 fn the_manifest_comes_from_the_export_names() {
     let rt = runtime();
-    let m = rt
-        .load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap())
-        .unwrap();
+    let m = rt.load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap()).unwrap();
     assert_eq!(
         m.manifest().describe(),
         "bad_pointer (map), non_empty (filter), sum (reduce), value_length (map)"
@@ -150,9 +148,7 @@ fn the_manifest_comes_from_the_export_names() {
 #[test]
 fn a_hand_written_map_filter_and_reduce_follow_the_document() {
     let rt = runtime();
-    let m = rt
-        .load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap())
-        .unwrap();
+    let m = rt.load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap()).unwrap();
     let mut inst = rt.instantiate(&m, &rt.config().default_limits).unwrap();
 
     let mut input = batch(&["abc", "", "hello"]);
@@ -161,18 +157,9 @@ fn a_hand_written_map_filter_and_reduce_follow_the_document() {
     let got: Vec<_> = mapped
         .records
         .iter()
-        .map(|r| {
-            (
-                r.key,
-                i64::from_le_bytes(r.value.try_into().unwrap()),
-                r.timestamp_ms,
-            )
-        })
+        .map(|r| (r.key, i64::from_le_bytes(r.value.try_into().unwrap()), r.timestamp_ms))
         .collect();
-    assert_eq!(
-        got,
-        [(None, 3, 0), (None, 0, 1), (None, 5, 2), (None, 2, 77)]
-    );
+    assert_eq!(got, [(None, 3, 0), (None, 0, 1), (None, 5, 2), (None, 2, 77)]);
     assert_eq!(inst.last_logs()[0].message, "hand-written");
 
     let kept = inst.filter("non_empty", &input).unwrap();
@@ -206,25 +193,18 @@ fn a_hand_written_map_filter_and_reduce_follow_the_document() {
 #[test]
 fn output_outside_memory_is_a_bad_output_error() {
     let rt = runtime();
-    let m = rt
-        .load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap())
-        .unwrap();
+    let m = rt.load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap()).unwrap();
     let mut inst = rt.instantiate(&m, &rt.config().default_limits).unwrap();
     let err = inst.map("bad_pointer", &batch(&["x"])).unwrap_err();
     assert!(matches!(err, UdfError::BadOutput { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("outside the module's memory"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("outside the module's memory"), "{err}");
     assert!(inst.is_poisoned());
 }
 
 #[test]
 fn asking_for_a_udf_the_module_lacks_lists_what_it_has() {
     let rt = runtime();
-    let m = rt
-        .load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap())
-        .unwrap();
+    let m = rt.load("by-hand@1", &wat::parse_str(HAND_WRITTEN).unwrap()).unwrap();
     let mut inst = rt.instantiate(&m, &rt.config().default_limits).unwrap();
     let err = inst.map("non_empty", &batch(&["x"])).unwrap_err();
     assert!(matches!(err, UdfError::NoSuchUdf { .. }), "{err:?}");
@@ -233,17 +213,11 @@ fn asking_for_a_udf_the_module_lacks_lists_what_it_has() {
 
 #[test]
 fn the_example_on_the_abi_page_works() {
-    let page =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/abi.md")).unwrap();
-    let start = page
-        .find("```wat\n")
-        .expect("docs/abi.md has a wat example")
-        + 7;
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/abi.md")).unwrap();
+    let start = page.find("```wat\n").expect("docs/abi.md has a wat example") + 7;
     let end = start + page[start..].find("```").unwrap();
     let rt = runtime();
-    let m = rt
-        .load("doc@1", &wat::parse_str(&page[start..end]).unwrap())
-        .unwrap();
+    let m = rt.load("doc@1", &wat::parse_str(&page[start..end]).unwrap()).unwrap();
     let mut inst = rt.instantiate(&m, &rt.config().default_limits).unwrap();
     let mut input = batch(&["a", "", "ccc"]);
     input.push(Some(b"k"), b"v", -3);

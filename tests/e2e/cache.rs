@@ -25,12 +25,8 @@ fn artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn one_compile_per_content_hash() {
     let rt = sluice_tests::runtime();
-    let a = rt
-        .load("examples@1", sluice_udf_artifacts::EXAMPLES)
-        .unwrap();
-    let b = rt
-        .load("examples@2", sluice_udf_artifacts::EXAMPLES)
-        .unwrap();
+    let a = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
+    let b = rt.load("examples@2", sluice_udf_artifacts::EXAMPLES).unwrap();
     assert_eq!(rt.compiled_modules(), 1);
     assert_eq!(a.sha256(), b.sha256());
     assert_eq!(
@@ -45,8 +41,7 @@ fn artifacts_survive_a_restart_and_tampered_ones_are_recompiled() {
     let dir = tempfile::tempdir().unwrap();
     {
         let rt = with_cache(dir.path());
-        rt.load("examples@1", sluice_udf_artifacts::EXAMPLES)
-            .unwrap();
+        rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
     }
     let files = artifacts(dir.path());
     assert_eq!(files.len(), 1, "one artifact per module");
@@ -56,9 +51,7 @@ fn artifacts_survive_a_restart_and_tampered_ones_are_recompiled() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     {
         let rt = with_cache(dir.path());
-        let m = rt
-            .load("examples@1", sluice_udf_artifacts::EXAMPLES)
-            .unwrap();
+        let m = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
         let out = rt
             .instantiate(&m, &rt.config().default_limits)
             .unwrap()
@@ -66,10 +59,7 @@ fn artifacts_survive_a_restart_and_tampered_ones_are_recompiled() {
             .unwrap();
         assert_eq!(out.records.len(), 1);
     }
-    assert_eq!(
-        std::fs::metadata(&files[0]).unwrap().modified().unwrap(),
-        written
-    );
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().modified().unwrap(), written);
 
     // Flip one byte of the artifact: its tag no longer verifies, so it is recompiled (and
     // rewritten), never deserialized.
@@ -79,9 +69,7 @@ fn artifacts_survive_a_restart_and_tampered_ones_are_recompiled() {
     std::fs::write(&files[0], &bytes).unwrap();
     {
         let rt = with_cache(dir.path());
-        let m = rt
-            .load("examples@1", sluice_udf_artifacts::EXAMPLES)
-            .unwrap();
+        let m = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
         let out = rt
             .instantiate(&m, &rt.config().default_limits)
             .unwrap()

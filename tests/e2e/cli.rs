@@ -24,10 +24,7 @@ fn the_demo_runs_the_example_udfs_and_prints_per_batch_results() {
 
 #[test]
 fn an_unknown_command_fails_with_a_message() {
-    let out = Command::new(sluice_bin())
-        .arg("frobnicate")
-        .output()
-        .unwrap();
+    let out = Command::new(sluice_bin()).arg("frobnicate").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
 }

@@ -45,8 +45,7 @@ fn socket_source_reads_lines_and_reconnects() {
     let out = sluice(&["run", job.to_str().unwrap(), "--batches", "15"], 30);
     assert!(out.success, "{}", out.stderr);
     server.join().unwrap();
-    let want: std::collections::BTreeMap<String, i64> =
-        [("u1".into(), 2), ("u2".into(), 2), ("u3".into(), 1)].into();
+    let want: std::collections::BTreeMap<String, i64> = [("u1".into(), 2), ("u2".into(), 2), ("u3".into(), 1)].into();
     assert_eq!(counts(&out.stdout), want, "{}", out.stdout);
 }
 
@@ -76,7 +75,6 @@ fn directory_source_picks_up_new_files() {
     let out = sluice(&["run", job.to_str().unwrap(), "--batches", "10"], 30);
     writer.join().unwrap();
     assert!(out.success, "{}", out.stderr);
-    let want: std::collections::BTreeMap<String, i64> =
-        [("a".into(), 1), ("b".into(), 2), ("c".into(), 1)].into();
+    let want: std::collections::BTreeMap<String, i64> = [("a".into(), 1), ("b".into(), 2), ("c".into(), 1)].into();
     assert_eq!(counts(&out.stdout), want, "{}", out.stdout);
 }

@@ -20,9 +20,7 @@ fn module(version: i32, extra: &str) -> Vec<u8> {
 const A_MAP: &str = r#"(func (export "sluice:map:f") (param i32 i32) (result i64) i64.const 0)"#;
 
 fn load(bytes: &[u8]) -> LoadError {
-    runtime()
-        .load("m@1", bytes)
-        .expect_err("the module is refused")
+    runtime().load("m@1", bytes).expect_err("the module is refused")
 }
 
 #[test]
@@ -48,11 +46,7 @@ fn corrupt_bytes_after_a_valid_header() {
     let mut bytes = module(1, A_MAP);
     let n = bytes.len();
     bytes[n - 10..].fill(0xff);
-    assert!(
-        matches!(load(&bytes), LoadError::Invalid(_)),
-        "{:?}",
-        load(&bytes)
-    );
+    assert!(matches!(load(&bytes), LoadError::Invalid(_)), "{:?}", load(&bytes));
 }
 
 #[test]
@@ -76,9 +70,7 @@ fn over_the_size_limit() {
 fn wasi_and_other_imports_are_refused_by_name() {
     let e = load(&module(
         1,
-        &format!(
-            r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) {A_MAP}"#
-        ),
+        &format!(r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) {A_MAP}"#),
     ));
     assert_eq!(
         e,
@@ -129,9 +121,7 @@ fn missing_exports_are_named() {
         r#"(module (memory (export "memory") 1) (func (export "sluice_input") (param i32) (result i32) i32.const 0) {A_MAP})"#
     ))
     .unwrap();
-    assert!(
-        matches!(load(&no_version), LoadError::MissingExport { name, .. } if name == "sluice_abi_version")
-    );
+    assert!(matches!(load(&no_version), LoadError::MissingExport { name, .. } if name == "sluice_abi_version"));
     let no_memory = wat::parse_str(format!(
         r#"(module (func (export "sluice_abi_version") (result i32) i32.const 1)
                    (func (export "sluice_input") (param i32) (result i32) i32.const 0) {A_MAP})"#
@@ -144,13 +134,7 @@ fn missing_exports_are_named() {
 #[test]
 fn another_abi_version() {
     let e = load(&module(2, A_MAP));
-    assert_eq!(
-        e,
-        LoadError::AbiMismatch {
-            found: 2,
-            expected: 1
-        }
-    );
+    assert_eq!(e, LoadError::AbiMismatch { found: 2, expected: 1 });
     assert!(e.to_string().contains("rebuild"), "{e}");
 }
 
@@ -174,9 +158,7 @@ fn malformed_udf_exports() {
     );
     let lone_inverse = load(&module(
         1,
-        &format!(
-            r#"{A_MAP} (func (export "sluice:inverse:g") (param i32 i32) (result i64) i64.const 0)"#
-        ),
+        &format!(r#"{A_MAP} (func (export "sluice:inverse:g") (param i32 i32) (result i64) i64.const 0)"#),
     ));
     assert!(
         matches!(&lone_inverse, LoadError::BadExport(m) if m.contains("no reduce")),
@@ -184,9 +166,7 @@ fn malformed_udf_exports() {
     );
     let twice = load(&module(
         1,
-        &format!(
-            r#"{A_MAP} (func (export "sluice:filter:f") (param i32 i32) (result i64) i64.const 0)"#
-        ),
+        &format!(r#"{A_MAP} (func (export "sluice:filter:f") (param i32 i32) (result i64) i64.const 0)"#),
     ));
     assert!(
         matches!(&twice, LoadError::BadExport(m) if m.contains("two UDFs named `f`")),

@@ -26,11 +26,7 @@ fn instance() -> UdfInstance {
 type Owned = (Option<Vec<u8>>, Vec<u8>, i64);
 
 fn owned(r: &Record<'_>) -> Owned {
-    (
-        r.key.as_ref().map(|k| k.to_vec()),
-        r.value.to_vec(),
-        r.timestamp_ms,
-    )
+    (r.key.as_ref().map(|k| k.to_vec()), r.value.to_vec(), r.timestamp_ms)
 }
 
 fn owned_batch(b: &RecordBatch) -> Vec<Owned> {
@@ -84,10 +80,7 @@ fn native_flat_map<'a, O: FlatMapOutput<'a>>(
     (out, errors)
 }
 
-fn native_filter<O: FilterOutput>(
-    batch: &RecordBatch,
-    f: impl Fn(&Record<'_>) -> O,
-) -> (Vec<Owned>, Vec<RecordError>) {
+fn native_filter<O: FilterOutput>(batch: &RecordBatch, f: impl Fn(&Record<'_>) -> O) -> (Vec<Owned>, Vec<RecordError>) {
     let (mut out, mut errors) = (Vec::new(), Vec::new());
     for (i, r) in batch.iter().enumerate() {
         let rec = native_record(r);
@@ -111,20 +104,14 @@ fn line() -> impl Strategy<Value = Vec<u8>> {
     ];
     let word = "[a-z0-9]{0,6}";
     prop_oneof![
-        (word, ts.clone(), "/[a-z/]{0,8}")
-            .prop_map(|(u, t, p)| format!("{u},{t},{p}").into_bytes()),
+        (word, ts.clone(), "/[a-z/]{0,8}").prop_map(|(u, t, p)| format!("{u},{t},{p}").into_bytes()),
         (
             ts.clone(),
             prop_oneof![Just("ERROR"), Just("INFO"), Just("error"), Just("WARN")],
             "[ a-z|]{0,12}"
         )
             .prop_map(|(t, l, m)| format!("{t}|{l}|{m}").into_bytes()),
-        (
-            word,
-            ts,
-            prop_oneof![Just("click"), Just("view"), Just("clicks")],
-            word
-        )
+        (word, ts, prop_oneof![Just("click"), Just("view"), Just("clicks")], word)
             .prop_map(|(u, t, a, i)| format!("{u},{t},{a},{i}").into_bytes()),
         "[ a-z,|\t]{0,24}".prop_map(String::into_bytes),
         "\\PC{0,12}".prop_map(String::into_bytes),
@@ -133,11 +120,7 @@ fn line() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn batch_strategy() -> impl Strategy<Value = RecordBatch> {
-    proptest::collection::vec(
-        (proptest::option::of("[a-z]{0,4}"), line(), any::<i64>()),
-        0..40,
-    )
-    .prop_map(|recs| {
+    proptest::collection::vec((proptest::option::of("[a-z]{0,4}"), line(), any::<i64>()), 0..40).prop_map(|recs| {
         let mut b = RecordBatch::new();
         for (k, v, t) in &recs {
             b.push(k.as_deref().map(str::as_bytes), v, *t);
@@ -146,10 +129,7 @@ fn batch_strategy() -> impl Strategy<Value = RecordBatch> {
     })
 }
 
-fn check(
-    got: (Vec<Owned>, Vec<RecordError>),
-    want: (Vec<Owned>, Vec<RecordError>),
-) -> Result<(), TestCaseError> {
+fn check(got: (Vec<Owned>, Vec<RecordError>), want: (Vec<Owned>, Vec<RecordError>)) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.1, want.1, "errors differ");
     prop_assert_eq!(got.0, want.0, "records differ");
     Ok(())

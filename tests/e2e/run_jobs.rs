@@ -19,10 +19,7 @@ fn printed(stdout: &str) -> Vec<(String, Vec<String>)> {
         if let Some(t) = line.strip_prefix("Time: ") {
             out.push((t.to_owned(), Vec::new()));
         } else if !line.starts_with("---") && !line.is_empty() {
-            out.last_mut()
-                .expect("records follow a header")
-                .1
-                .push(line.to_owned());
+            out.last_mut().expect("records follow a header").1.push(line.to_owned());
         }
     }
     out
@@ -56,11 +53,7 @@ fn scenario_1_visits_per_user_over_60_s() {
         later[60],
         (
             "61000 ms (batch 61)".to_owned(),
-            vec![
-                "(u1, 1)".to_owned(),
-                "(u2, 1)".to_owned(),
-                "(u3, 2)".to_owned()
-            ]
+            vec!["(u1, 1)".to_owned(), "(u2, 1)".to_owned(), "(u3, 2)".to_owned()]
         )
     );
     assert_eq!(later[65].1, Vec::<String>::new());
@@ -128,11 +121,7 @@ fn every_spec_problem_is_reported_with_its_path() {
     // Structural problems first (unknown fields): all of them at once.
     let out = sluice(&["run", &job], 30);
     assert!(!out.success);
-    assert!(
-        out.stderr.contains("colour: unknown field `colour`"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("colour: unknown field `colour`"), "{}", out.stderr);
 
     let job = write_job(
         dir.path(),
@@ -169,14 +158,10 @@ fn unknown_stage_and_bad_duration_are_named() {
     let out = sluice(&["run", &job], 30);
     assert!(!out.success);
     let e = &out.stderr;
-    assert!(
-        e.contains("batch_interval: \"soon\" is not a duration"),
-        "{e}"
-    );
+    assert!(e.contains("batch_interval: \"soon\" is not a duration"), "{e}");
     assert!(e.contains("stages[0]: unknown variant `mapp`"), "{e}");
     assert!(
-        e.contains("stages[1].window: unknown field `extra`")
-            || e.contains("stages[1].window.extra"),
+        e.contains("stages[1].window: unknown field `extra`") || e.contains("stages[1].window.extra"),
         "{e}"
     );
 }
@@ -225,19 +210,9 @@ fn bad_records_go_to_the_dead_letters_under_skip_and_the_rest_goes_on() {
         .iter()
         .map(|(b, k, v)| (*b, k.clone().unwrap(), v.as_i64().unwrap()))
         .collect();
-    assert_eq!(
-        got,
-        [
-            (1, "u1".into(), 1),
-            (1, "u2".into(), 1),
-            (2, "u1".into(), 1)
-        ]
-    );
+    assert_eq!(got, [(1, "u1".into(), 1), (1, "u2".into(), 1), (2, "u1".into(), 1)]);
     let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
-    let dead: Vec<serde_json::Value> = dead
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dead: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["value"], "garbage line");
     assert_eq!(dead[0]["batch_id"], 1);
@@ -268,8 +243,7 @@ fn text_files_are_written_one_per_batch() {
     );
     let out = sluice(&["run", &job], 30);
     assert!(out.success, "{}", out.stderr);
-    let read =
-        |ms: u32| std::fs::read_to_string(dir.path().join(format!("out/words-{ms}.txt"))).unwrap();
+    let read = |ms: u32| std::fs::read_to_string(dir.path().join(format!("out/words-{ms}.txt"))).unwrap();
     assert_eq!(read(2000), "(a, 2)\n(b, 1)\n");
     assert_eq!(read(4000), "");
     assert_eq!(read(6000), "(b, 1)\n");

@@ -11,9 +11,7 @@ fn assert_examples_still_work(warm: &mut WarmInstances, rt: &sluice::runtime::Ru
     let ex = examples(rt);
     let limits = rt.config().default_limits.clone();
     let out = warm
-        .with(rt, &ex, &limits, |i| {
-            i.map("parse_visit", &batch(&["u1,10,/a"]))
-        })
+        .with(rt, &ex, &limits, |i| i.map("parse_visit", &batch(&["u1,10,/a"])))
         .unwrap();
     assert_eq!(out.records.get(0).unwrap().key, Some(&b"u1"[..]));
 }
@@ -32,17 +30,11 @@ fn call_hostile(function: &str, kind: &str) -> (UdfError, Duration) {
         })
         .expect_err("the hostile UDF fails");
     let took = t.elapsed();
-    assert_eq!(
-        warm.len(),
-        0,
-        "the failed instance is dropped, never reused"
-    );
+    assert_eq!(warm.len(), 0, "the failed instance is dropped, never reused");
     assert_examples_still_work(&mut warm, &rt);
     // The hostile module itself is usable again with a fresh instance.
     let ok = warm
-        .with(&rt, &module, &limits, |i| {
-            i.map("chatty", &batch(&["hello"]))
-        })
+        .with(&rt, &module, &limits, |i| i.map("chatty", &batch(&["hello"])))
         .unwrap();
     assert_eq!(ok.records.len(), 1);
     (err, took)
@@ -80,9 +72,7 @@ fn a_memory_bomb_hits_the_memory_limit() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("`memory_bomb`")
-            && msg.contains("hostile@1")
-            && msg.contains("memory_bytes_max"),
+        msg.contains("`memory_bomb`") && msg.contains("hostile@1") && msg.contains("memory_bytes_max"),
         "{msg}"
     );
 }
@@ -123,10 +113,7 @@ fn a_panic_reports_its_message() {
         UdfError::Panic { udf, message } => {
             assert_eq!(udf.function, "panics");
             assert!(message.contains("boom on record \"one\""), "{message}");
-            assert!(
-                message.contains("src/lib.rs"),
-                "the location is kept: {message}"
-            );
+            assert!(message.contains("src/lib.rs"), "the location is kept: {message}");
         }
         other => panic!("expected a panic, got {other:?}"),
     }
@@ -145,20 +132,11 @@ fn oversized_output_hits_the_output_limit() {
 fn logs_reach_the_host() {
     let rt = runtime();
     let module = hostile(&rt);
-    let mut inst = rt
-        .instantiate(&module, &rt.config().default_limits)
-        .unwrap();
+    let mut inst = rt.instantiate(&module, &rt.config().default_limits).unwrap();
     inst.map("chatty", &batch(&["hi"])).unwrap();
-    let lines: Vec<_> = inst
-        .last_logs()
-        .iter()
-        .map(|l| (l.level, l.message.as_str()))
-        .collect();
+    let lines: Vec<_> = inst.last_logs().iter().map(|l| (l.level, l.message.as_str())).collect();
     use sluice_abi::LogLevel::*;
-    assert_eq!(
-        lines,
-        [(Debug, "debug: hi"), (Info, "info: hi"), (Warn, "warn: hi")]
-    );
+    assert_eq!(lines, [(Debug, "debug: hi"), (Info, "info: hi"), (Warn, "warn: hi")]);
 }
 
 #[test]
@@ -173,9 +151,7 @@ fn a_hostile_udf_on_one_thread_does_not_slow_or_break_another() {
             let mut warm = WarmInstances::new();
             let mut failures = 0;
             for f in ["spin", "memory_bomb", "recurse", "spin"] {
-                failures += warm
-                    .with(&rt, &bad, &limits, |i| i.map(f, &batch(&["x"])))
-                    .is_err() as u32;
+                failures += warm.with(&rt, &bad, &limits, |i| i.map(f, &batch(&["x"]))).is_err() as u32;
             }
             failures
         })
@@ -187,9 +163,7 @@ fn a_hostile_udf_on_one_thread_does_not_slow_or_break_another() {
     let input = batch(&refs);
     let mut calls = 0;
     while !hostile_thread.is_finished() {
-        let out = warm
-            .with(&rt, &ex, &limits, |i| i.map("parse_visit", &input))
-            .unwrap();
+        let out = warm.with(&rt, &ex, &limits, |i| i.map("parse_visit", &input)).unwrap();
         assert_eq!(out.records.len(), 1000);
         assert!(out.errors.is_empty());
         calls += 1;
@@ -219,16 +193,7 @@ fn with_fuel_metering_an_endless_loop_runs_out_of_fuel_and_normal_udfs_still_run
     let err = warm
         .with(&rt, &bad, &limits, |i| i.map("spin", &batch(&["x"])))
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            UdfError::OutOfFuel {
-                limit: 50_000_000,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, UdfError::OutOfFuel { limit: 50_000_000, .. }), "{err:?}");
     assert!(err.to_string().contains("fuel_per_call_max"), "{err}");
     // Fuel is refilled per call: many calls in a row each get the whole budget.
     let ex = examples(&rt);

@@ -10,25 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The crates built, and the name of the constant each becomes in `src/lib.rs`.
-const CRATES: &[(&str, &str)] = &[
-    ("sluice-udf-examples", "EXAMPLES"),
-    ("sluice-udf-hostile", "HOSTILE"),
-];
+const CRATES: &[(&str, &str)] = &[("sluice-udf-examples", "EXAMPLES"), ("sluice-udf-hostile", "HOSTILE")];
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir
         .join("../..")
         .canonicalize()
         .expect("the workspace root exists");
-    for dir in [
-        "udfs/examples",
-        "udfs/hostile",
-        "guest-sdk",
-        "Cargo.toml",
-        "Cargo.lock",
-    ] {
+    for dir in ["udfs/examples", "udfs/hostile", "guest-sdk", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -37,13 +27,7 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args([
-            "build",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--profile",
-            "wasm-udf",
-        ])
+        .args(["build", "--target", "wasm32-unknown-unknown", "--profile", "wasm-udf"])
         .arg("--target-dir")
         .arg(&target_dir);
     for (krate, _) in CRATES {
@@ -62,9 +46,7 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd
-        .status()
-        .expect("could not run cargo to build the UDFs in udfs/");
+    let status = cmd.status().expect("could not run cargo to build the UDFs in udfs/");
     if !status.success() {
         panic!(
             "building the UDFs in udfs/ for wasm32-unknown-unknown failed (see above). If the target \
@@ -76,11 +58,7 @@ fn main() {
     let mut consts = String::new();
     for (krate, name) in CRATES {
         let file = wasm_dir.join(format!("{}.wasm", krate.replace('-', "_")));
-        assert!(
-            file.exists(),
-            "the UDF build did not produce {}",
-            file.display()
-        );
+        assert!(file.exists(), "the UDF build did not produce {}", file.display());
         consts.push_str(&format!(
             "/// The `{krate}` module (`udfs/`), built by this crate's build script.\n\
              pub const {name}: &[u8] = include_bytes!({:?});\n",
@@ -94,11 +72,7 @@ fn main() {
 fn wasm_target_dir(out_dir: &Path) -> PathBuf {
     let target = out_dir
         .ancestors()
-        .find(|p| {
-            p.parent()
-                .and_then(|pp| pp.file_name())
-                .is_some_and(|n| n == "build")
-        })
+        .find(|p| p.parent().and_then(|pp| pp.file_name()).is_some_and(|n| n == "build"))
         .and_then(|pkg| pkg.parent()) // <target>/<profile>/build
         .and_then(|build| build.parent()) // <target>/<profile>
         .and_then(|profile| profile.parent()); // <target>

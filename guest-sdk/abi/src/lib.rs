@@ -14,8 +14,8 @@ mod reader;
 mod writer;
 
 pub use names::{
-    EXPORT_ABI_VERSION, EXPORT_INPUT, IMPORT_LOG, IMPORT_MODULE, IMPORT_PANIC, LogLevel, UdfKind,
-    UdfName, udf_export_name,
+    EXPORT_ABI_VERSION, EXPORT_INPUT, IMPORT_LOG, IMPORT_MODULE, IMPORT_PANIC, LogLevel, UdfKind, UdfName,
+    udf_export_name,
 };
 pub use reader::{DecodeError, Reader, RecordRef};
 pub use writer::{patch_u32, put_bytes, put_error, put_record, put_u32};
@@ -52,13 +52,7 @@ mod tests {
 
     #[test]
     fn pack_round_trips_extreme_values() {
-        for (p, l) in [
-            (0, 0),
-            (1, 2),
-            (u32::MAX, 0),
-            (0, u32::MAX),
-            (u32::MAX, u32::MAX),
-        ] {
+        for (p, l) in [(0, 0), (1, 2), (u32::MAX, 0), (0, u32::MAX), (u32::MAX, u32::MAX)] {
             assert_eq!(unpack(pack(p, l)), (p, l));
         }
     }
@@ -73,17 +67,11 @@ mod tests {
         let mut r = Reader::new(&buf);
         assert_eq!(r.u32().unwrap(), 3);
         let a = r.record().unwrap();
-        assert_eq!(
-            (a.key, a.value, a.timestamp_ms),
-            (Some(&b"k"[..]), &b"value"[..], -5)
-        );
+        assert_eq!((a.key, a.value, a.timestamp_ms), (Some(&b"k"[..]), &b"value"[..], -5));
         let b = r.record().unwrap();
         assert_eq!((b.key, b.value, b.timestamp_ms), (None, &b""[..], i64::MAX));
         let c = r.record().unwrap();
-        assert_eq!(
-            (c.key, c.value, c.timestamp_ms),
-            (Some(&b""[..]), &b"x"[..], 0)
-        );
+        assert_eq!((c.key, c.value, c.timestamp_ms), (Some(&b""[..]), &b"x"[..], 0));
         assert!(r.is_empty());
     }
 

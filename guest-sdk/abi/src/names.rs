@@ -152,13 +152,7 @@ mod tests {
         assert!(UdfName::parse("sluice:map").unwrap().is_err());
         for k in UdfKind::ALL {
             let name = udf_export_name(k, "f_1");
-            assert_eq!(
-                UdfName::parse(&name),
-                Some(Ok(UdfName {
-                    kind: k,
-                    name: "f_1"
-                }))
-            );
+            assert_eq!(UdfName::parse(&name), Some(Ok(UdfName { kind: k, name: "f_1" })));
         }
     }
 }

@@ -69,10 +69,7 @@ impl<'a> Reader<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err(DecodeError {
-                offset: self.pos,
-                what,
-            }),
+            None => Err(DecodeError { offset: self.pos, what }),
         }
     }
 

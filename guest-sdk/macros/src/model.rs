@@ -64,11 +64,7 @@ impl Udf {
         let item: ItemFn = syn::parse2(item).map_err(|e| {
             err(
                 e.span(),
-                format!(
-                    "{} goes on a function, like `{}`",
-                    kind.attr(),
-                    kind.example("f")
-                ),
+                format!("{} goes on a function, like `{}`", kind.attr(), kind.example("f")),
             )
         })?;
         let inverse = parse_attr(kind, attr)?;
@@ -86,16 +82,10 @@ impl Udf {
             ));
         }
         if let Some(a) = &sig.asyncness {
-            return Err(err(
-                a.span(),
-                format!("a UDF cannot be async: write `{example}`"),
-            ));
+            return Err(err(a.span(), format!("a UDF cannot be async: write `{example}`")));
         }
         if let Some(u) = &sig.unsafety {
-            return Err(err(
-                u.span(),
-                format!("a UDF cannot be unsafe: write `{example}`"),
-            ));
+            return Err(err(u.span(), format!("a UDF cannot be unsafe: write `{example}`")));
         }
         if let Some(p) = sig.generics.type_params().next() {
             return Err(err(
@@ -129,10 +119,7 @@ impl Udf {
                 }
                 FnArg::Typed(t) => {
                     if !matches!(*t.pat, Pat::Ident(_) | Pat::Wild(_)) {
-                        return Err(err(
-                            t.pat.span(),
-                            "name the argument (patterns are not supported here)",
-                        ));
+                        return Err(err(t.pat.span(), "name the argument (patterns are not supported here)"));
                     }
                     types.push((*t.ty).clone());
                 }
@@ -171,17 +158,13 @@ impl Udf {
                 if quote::quote!(#a).to_string() != quote::quote!(#b).to_string() {
                     return Err(err(
                         b.span(),
-                        format!(
-                            "both values of a #[reduce] function have one type: write `{example}`"
-                        ),
+                        format!("both values of a #[reduce] function have one type: write `{example}`"),
                     ));
                 }
                 if matches!(a, Type::Reference(_)) {
                     return Err(err(
                         a.span(),
-                        format!(
-                            "a #[reduce] function takes its values by value: write `{example}`"
-                        ),
+                        format!("a #[reduce] function takes its values by value: write `{example}`"),
                     ));
                 }
                 Some(a.clone())
@@ -199,9 +182,7 @@ impl Udf {
 
 fn is_record_path(ty: &Type) -> bool {
     match ty {
-        Type::Path(p) => {
-            p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Record")
-        }
+        Type::Path(p) => p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Record"),
         _ => false,
     }
 }
@@ -247,10 +228,7 @@ fn parse_attr(kind: Kind, attr: TokenStream) -> syn::Result<Option<syn::Path>> {
         return Ok(None);
     }
     if kind != Kind::Reduce {
-        return Err(err(
-            attr.span(),
-            format!("{} takes no arguments", kind.attr()),
-        ));
+        return Err(err(attr.span(), format!("{} takes no arguments", kind.attr())));
     }
     let mut inverse = None;
     let parser = syn::meta::parser(|meta| {

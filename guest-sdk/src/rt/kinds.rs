@@ -23,10 +23,7 @@ fn put(out: &mut Vec<u8>, r: &Record<'_>) {
 
 /// Decodes the records of a `[u32 n][record × n]` batch and hands each to `each`.
 #[inline(always)]
-fn for_each_record<'a>(
-    input: &'a [u8],
-    mut each: impl FnMut(u32, Record<'a>),
-) -> Result<(), UdfError> {
+fn for_each_record<'a>(input: &'a [u8], mut each: impl FnMut(u32, Record<'a>)) -> Result<(), UdfError> {
     let mut r = Reader::new(input);
     let n = r.u32().map_err(bad_input)?;
     for i in 0..n {
@@ -189,10 +186,7 @@ mod tests {
         assert_eq!(rd.u32().unwrap(), 2);
         assert_eq!(rd.record().unwrap().value, b"a");
         let c = rd.record().unwrap();
-        assert_eq!(
-            (c.key, c.value, c.timestamp_ms),
-            (Some(&b"k"[..]), &b"c"[..], 2)
-        );
+        assert_eq!((c.key, c.value, c.timestamp_ms), (Some(&b"k"[..]), &b"c"[..], 2));
         assert_eq!(rd.u32().unwrap(), 1);
         assert_eq!(rd.error().unwrap(), (1, "empty".to_owned()));
         assert!(rd.is_empty());
@@ -201,10 +195,7 @@ mod tests {
     #[test]
     fn filter_writes_one_selection_byte_per_record() {
         let mut out = Vec::new();
-        run_filter(&batch(&["x", "yy", "z"]), &mut out, |r| {
-            Ok(r.value.len() == 1)
-        })
-        .unwrap();
+        run_filter(&batch(&["x", "yy", "z"]), &mut out, |r| Ok(r.value.len() == 1)).unwrap();
         assert_eq!(&out[..4 + 3], &[3, 0, 0, 0, 1, 0, 1]);
     }
 

@@ -76,11 +76,7 @@ pub fn init() {
 /// The body of every UDF export: views the input the host wrote, runs `body` into the reused
 /// output buffer and returns the packed `(ptr << 32) | len` of the output.
 #[inline]
-pub fn export_batch(
-    ptr: *const u8,
-    len: usize,
-    body: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), UdfError>,
-) -> i64 {
+pub fn export_batch(ptr: *const u8, len: usize, body: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), UdfError>) -> i64 {
     init();
     // SAFETY: the host wrote `len` bytes at `ptr`, inside the buffer `sluice_input` returned.
     let input = unsafe { std::slice::from_raw_parts(ptr, len) };

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::workers::Workers;
 use super::{EngineError, Tick};
-use crate::runtime::{
-    CallLimits, LoadedModule, RecordError, Runtime, UdfError, UdfInstance, WarmInstances,
-};
+use crate::runtime::{CallLimits, LoadedModule, RecordError, Runtime, UdfError, UdfInstance};
 
 /// What to do with a record a UDF (or built-in) refuses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,35 +63,96 @@ pub struct UdfHandle {
 pub struct StageContext<'a> {
     /// The runtime UDFs run in.
     pub runtime: &'a Runtime,
-    /// This worker's warm instances.
-    pub warm: &'a mut WarmInstances,
+    /// The worker threads and their warm instances.
+    pub workers: &'a Workers,
     /// The job's policy for refused records.
     pub policy: BadRecordPolicy,
     /// The batch.
     pub tick: Tick,
     /// The stage's name (its path in the job spec).
     pub stage: &'a str,
-    /// Refused records of this batch (policy `skip`).
-    pub dead_letters: &'a mut Vec<DeadLetter>,
+    /// Refused records of this stage in this batch (policy `skip`).
+    pub dead_letters: Vec<DeadLetter>,
     /// Records refused by this stage in this batch.
     pub errors: u64,
 }
 
-impl StageContext<'_> {
-    /// Runs `call` on a warm instance of `udf`'s module.
+/// Batches smaller than this run on one worker: splitting them costs more than it saves.
+pub const PARTITION_RECORDS_MIN: usize = 2048;
+
+impl<'a> StageContext<'a> {
+    /// A context for `stage` in batch `tick`.
+    pub fn new(
+        runtime: &'a Runtime,
+        workers: &'a Workers,
+        policy: BadRecordPolicy,
+        tick: Tick,
+        stage: &'a str,
+    ) -> Self {
+        StageContext {
+            runtime,
+            workers,
+            policy,
+            tick,
+            stage,
+            dead_letters: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    /// Runs `call` on this thread's warm instance of `udf`'s module.
     pub fn call<T>(
         &mut self,
         udf: &UdfHandle,
         call: impl FnOnce(&mut UdfInstance, &str) -> Result<T, UdfError>,
     ) -> Result<T, EngineError> {
-        self.warm
-            .with(self.runtime, &udf.module, &udf.limits, |i| {
-                call(i, &udf.function)
-            })
+        let mut warm = self
+            .workers
+            .slot()
+            .lock()
+            .expect("a worker slot is never poisoned: calls do not panic");
+        warm.with(self.runtime, &udf.module, &udf.limits, |i| call(i, &udf.function))
             .map_err(|source| EngineError::Udf {
                 stage: self.stage.to_owned(),
                 source,
             })
+    }
+
+    /// Runs `f` on each item on the worker threads, results in item order. Refused records of
+    /// every item are gathered here; the first error (in item order) is returned.
+    pub fn parallel<T: Send, R: Send>(
+        &mut self,
+        items: Vec<T>,
+        f: impl Fn(&mut StageContext<'_>, T) -> Result<R, EngineError> + Sync,
+    ) -> Result<Vec<R>, EngineError> {
+        use rayon::prelude::*;
+        let (runtime, workers, policy, tick, stage) = (self.runtime, self.workers, self.policy, self.tick, self.stage);
+        let results: Vec<_> = workers.install(|| {
+            items
+                .into_par_iter()
+                .map(|item| {
+                    let mut sub = StageContext::new(runtime, workers, policy, tick, stage);
+                    let r = f(&mut sub, item);
+                    (r, sub.dead_letters, sub.errors)
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(results.len());
+        for (r, dead, errors) in results {
+            self.dead_letters.extend(dead);
+            self.errors += errors;
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    /// Into how many partitions to split a batch of `records`.
+    pub fn partitions_for(&self, records: usize) -> usize {
+        if records < PARTITION_RECORDS_MIN {
+            1
+        } else {
+            self.workers.threads().min(records / (PARTITION_RECORDS_MIN / 2)).max(1)
+        }
     }
 
     /// Applies the policy to refused inputs: the first fails the batch under `fail`; under `skip`

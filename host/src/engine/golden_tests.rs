@@ -125,12 +125,7 @@ fn v6_larger_slide_time() {
         vec![],
     ];
     let expected = expect_pairs(&[&[("a", 3)], &[("a", 10)], &[("a", 18)], &[("a", 11)]]);
-    check(
-        &mut rbkw(4, 2, wasm_sum(false), None),
-        &input,
-        2,
-        expected.clone(),
-    );
+    check(&mut rbkw(4, 2, wasm_sum(false), None), &input, 2, expected.clone());
     for r in reducers(true) {
         check(&mut rbkw(4, 2, r, None), &input, 2, expected.clone());
     }
@@ -215,28 +210,9 @@ fn basic_reduction_in_one_batch() {
 
 #[test]
 fn v8_count_by_window() {
-    let input = vec![
-        ints(&[1]),
-        ints(&[1]),
-        ints(&[1, 2]),
-        ints(&[0]),
-        vec![],
-        vec![],
-    ];
-    let mut op = ReduceByKeyAndWindow::new(
-        2 * B,
-        B,
-        B,
-        Reducer::sum_with_inverse(),
-        None,
-        WindowOutput::Count,
-    );
-    check(
-        &mut op,
-        &input,
-        1,
-        expect_ints(&[&[1], &[2], &[3], &[3], &[1], &[0]]),
-    );
+    let input = vec![ints(&[1]), ints(&[1]), ints(&[1, 2]), ints(&[0]), vec![], vec![]];
+    let mut op = ReduceByKeyAndWindow::new(2 * B, B, B, Reducer::sum_with_inverse(), None, WindowOutput::Count);
+    check(&mut op, &input, 1, expect_ints(&[&[1], &[2], &[3], &[3], &[1], &[0]]));
 }
 
 #[test]
@@ -272,13 +248,6 @@ fn v9_count_by_value_and_window() {
 #[test]
 fn reduce_by_window_without_inverse_is_empty_for_an_empty_window() {
     let input = vec![ints(&[3]), ints(&[4]), vec![], vec![]];
-    let mut op = ReduceByKeyAndWindow::new(
-        2 * B,
-        B,
-        B,
-        Reducer::builtin(Builtin::Max),
-        None,
-        WindowOutput::Values,
-    );
+    let mut op = ReduceByKeyAndWindow::new(2 * B, B, B, Reducer::builtin(Builtin::Max), None, WindowOutput::Values);
     check(&mut op, &input, 1, expect_ints(&[&[3], &[4], &[4], &[]]));
 }

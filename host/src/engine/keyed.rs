@@ -26,12 +26,7 @@ pub fn reduce_by_key(
     }
     let (keys, values): (Vec<_>, Vec<_>) = groups.into_iter().unzip();
     let folded = reducer.fold(cx, &values, false)?;
-    collect(
-        cx,
-        keys.into_iter().map(|k| k.map(<[u8]>::to_vec)),
-        &values,
-        folded,
-    )
+    collect(cx, keys.into_iter().map(|k| k.map(<[u8]>::to_vec)), &values, folded)
 }
 
 /// `a` combined with `b` per key: `f(a[k], b[k])` where both have `k`, else the one that has it.
@@ -88,10 +83,7 @@ fn collect(
     }
     cx.refuse(&refused, |i| {
         let values: Vec<String> = inputs[i as usize].iter().map(|v| lossy(v)).collect();
-        (
-            keys[i as usize].as_deref().map(lossy),
-            format!("values {values:?}"),
-        )
+        (keys[i as usize].as_deref().map(lossy), format!("values {values:?}"))
     })?;
     Ok(out)
 }

@@ -14,21 +14,14 @@ const KEYS: [&str; 4] = ["a", "b", "c", "d"];
 fn batches(max_value: i64, min_value: i64) -> impl Strategy<Value = Vec<Vec<Rec>>> {
     proptest::collection::vec(
         proptest::collection::vec(
-            (
-                proptest::option::weighted(0.9, 0..KEYS.len()),
-                min_value..=max_value,
-            ),
+            (proptest::option::weighted(0.9, 0..KEYS.len()), min_value..=max_value),
             0..5,
         ),
         0..14,
     )
     .prop_map(|bs| {
         bs.into_iter()
-            .map(|b| {
-                b.into_iter()
-                    .map(|(k, v)| (k.map(|i| KEYS[i]), v))
-                    .collect()
-            })
+            .map(|b| b.into_iter().map(|(k, v)| (k.map(|i| KEYS[i]), v)).collect())
             .collect()
     })
 }

@@ -27,6 +27,19 @@ pub trait Operator: Send {
         cx: &mut StageContext<'_>,
         input: Option<RecordBatch>,
     ) -> Result<Option<RecordBatch>, EngineError>;
+
+    /// For a stage that treats each record on its own: itself as a `PartitionOp`, so the
+    /// pipeline can split large batches and run the parts on the workers in parallel.
+    fn partitioned(&self) -> Option<&dyn PartitionOp> {
+        None
+    }
+}
+
+/// A stage that treats each record on its own, so parts of a batch can run in parallel and be
+/// concatenated in order.
+pub trait PartitionOp: Sync {
+    /// Runs the stage on one part of a batch.
+    fn on_partition(&self, cx: &mut StageContext<'_>, input: RecordBatch) -> Result<RecordBatch, EngineError>;
 }
 
 /// Whether a stream with slide `slide_ms` has an output at batch `batch_id` (interval

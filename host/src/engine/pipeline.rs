@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use super::context::{BadRecordPolicy, DeadLetter, StageContext, StageCounts};
 use super::ops::Operator;
+use super::workers::Workers;
 use super::{EngineError, Tick};
 use crate::batch::RecordBatch;
-use crate::runtime::{Runtime, WarmInstances};
+use crate::runtime::Runtime;
 
 /// A stage: its name (its path in the job spec, for errors and metrics) and its operator.
 pub struct Stage {
@@ -36,42 +37,38 @@ pub struct Pipeline {
     runtime: Arc<Runtime>,
     stages: Vec<Stage>,
     policy: BadRecordPolicy,
-    warm: WarmInstances,
+    workers: Workers,
 }
 
 impl Pipeline {
-    /// A pipeline of `stages`, refusing records per `policy`.
-    pub fn new(runtime: Arc<Runtime>, stages: Vec<Stage>, policy: BadRecordPolicy) -> Pipeline {
+    /// A pipeline of `stages` on `workers` threads, refusing records per `policy`.
+    pub fn new(runtime: Arc<Runtime>, stages: Vec<Stage>, policy: BadRecordPolicy, workers: usize) -> Pipeline {
         Pipeline {
             runtime,
             stages,
             policy,
-            warm: WarmInstances::new(),
+            workers: Workers::new(workers),
         }
     }
 
     /// Runs every stage over batch `tick`, whose records are `input`.
-    pub fn run_batch(
-        &mut self,
-        tick: Tick,
-        input: RecordBatch,
-    ) -> Result<BatchOutput, EngineError> {
+    pub fn run_batch(&mut self, tick: Tick, input: RecordBatch) -> Result<BatchOutput, EngineError> {
         let mut data = Some(input);
         let mut counts = Vec::with_capacity(self.stages.len());
         let mut dead_letters = Vec::new();
         for stage in &mut self.stages {
             let records_in = data.as_ref().map_or(0, |b| b.len() as u64);
-            let mut cx = StageContext {
-                runtime: &self.runtime,
-                warm: &mut self.warm,
-                policy: self.policy,
-                tick,
-                stage: &stage.name,
-                dead_letters: &mut dead_letters,
-                errors: 0,
+            let mut cx = StageContext::new(&self.runtime, &self.workers, self.policy, tick, &stage.name);
+            data = match (stage.op.partitioned(), data) {
+                (Some(op), Some(input)) if cx.partitions_for(input.len()) > 1 => {
+                    let parts = input.split(cx.partitions_for(input.len()));
+                    let outs = cx.parallel(parts, |cx, part| op.on_partition(cx, part))?;
+                    Some(RecordBatch::concat(&outs))
+                }
+                (_, data) => stage.op.on_batch(&mut cx, data)?,
             };
-            data = stage.op.on_batch(&mut cx, data)?;
             let errors = cx.errors;
+            dead_letters.append(&mut cx.dead_letters);
             counts.push(StageCounts {
                 stage: stage.name.clone(),
                 records_in,

@@ -31,12 +31,9 @@ pub enum Reducer {
 pub type Folded = Result<Vec<u8>, String>;
 
 fn int(v: &[u8]) -> Result<i64, String> {
-    <[u8; 8]>::try_from(v).map(i64::from_le_bytes).map_err(|_| {
-        format!(
-            "value is not an i64 (8 bytes, little-endian): it has {} bytes",
-            v.len()
-        )
-    })
+    <[u8; 8]>::try_from(v)
+        .map(i64::from_le_bytes)
+        .map_err(|_| format!("value is not an i64 (8 bytes, little-endian): it has {} bytes", v.len()))
 }
 
 impl Builtin {
@@ -66,10 +63,7 @@ impl Reducer {
     /// Whether it has an inverse (sliding windows can subtract what leaves).
     pub fn has_inverse(&self) -> bool {
         match self {
-            Reducer::Builtin {
-                builtin,
-                use_inverse,
-            } => *use_inverse && *builtin == Builtin::Sum,
+            Reducer::Builtin { builtin, use_inverse } => *use_inverse && *builtin == Builtin::Sum,
             Reducer::Wasm { use_inverse, .. } => *use_inverse,
         }
     }
@@ -99,10 +93,7 @@ impl Reducer {
         inverse: bool,
     ) -> Result<Vec<Folded>, EngineError> {
         match self {
-            Reducer::Builtin { builtin, .. } => Ok(groups
-                .iter()
-                .map(|g| builtin.fold_group(g, inverse))
-                .collect()),
+            Reducer::Builtin { builtin, .. } => Ok(groups.iter().map(|g| builtin.fold_group(g, inverse)).collect()),
             Reducer::Wasm { udf, .. } => {
                 if groups.is_empty() {
                     return Ok(Vec::new());
@@ -128,10 +119,10 @@ impl Reducer {
                     .enumerate()
                     .map(|(g, v)| match v {
                         Some(v) => Ok(v),
-                        None => Err(errors.next().filter(|e| e.index as usize == g).map_or_else(
-                            || "refused".to_owned(),
-                            |e: &RecordError| e.message.clone(),
-                        )),
+                        None => Err(errors
+                            .next()
+                            .filter(|e| e.index as usize == g)
+                            .map_or_else(|| "refused".to_owned(), |e: &RecordError| e.message.clone())),
                     })
                     .collect())
             }

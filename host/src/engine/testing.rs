@@ -7,8 +7,9 @@ use super::Tick;
 use super::context::{BadRecordPolicy, StageContext, UdfHandle};
 use super::ops::Operator;
 use super::reducer::Reducer;
+use super::workers::Workers;
 use crate::batch::RecordBatch;
-use crate::runtime::{Runtime, RuntimeConfig, WarmInstances};
+use crate::runtime::{Runtime, RuntimeConfig};
 
 pub const B: i64 = 1000;
 
@@ -24,9 +25,7 @@ pub fn runtime() -> Arc<Runtime> {
 /// The examples module's `sum_counts` (with its inverse when `inverse`) as a reducer.
 pub fn wasm_sum(inverse: bool) -> Reducer {
     let rt = runtime();
-    let module = rt
-        .load("examples@1", sluice_udf_artifacts::EXAMPLES)
-        .unwrap();
+    let module = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
     Reducer::Wasm {
         udf: UdfHandle {
             module,
@@ -62,23 +61,14 @@ pub fn decode(b: &RecordBatch) -> Out {
 /// Runs `op` for `batches` batches (inputs past the end are empty) and returns its outputs.
 pub fn run(op: &mut dyn Operator, inputs: &[Vec<Rec>], batches: usize) -> Vec<Out> {
     let rt = runtime();
-    let mut warm = WarmInstances::new();
-    let mut dead = Vec::new();
+    let workers = Workers::new(1);
     let mut outputs = Vec::new();
     for k in 1..=batches {
         let tick = Tick {
             batch_id: k as u64,
             time_ms: k as i64 * B,
         };
-        let mut cx = StageContext {
-            runtime: &rt,
-            warm: &mut warm,
-            policy: BadRecordPolicy::Fail,
-            tick,
-            stage: "test",
-            dead_letters: &mut dead,
-            errors: 0,
-        };
+        let mut cx = StageContext::new(&rt, &workers, BadRecordPolicy::Fail, tick, "test");
         let input = batch_of(inputs.get(k - 1).map_or(&[][..], Vec::as_slice));
         if let Some(out) = op.on_batch(&mut cx, Some(input)).unwrap() {
             outputs.push(decode(&out));

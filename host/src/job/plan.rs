@@ -7,8 +7,8 @@ use sluice_abi::UdfKind;
 use super::spec::{BuiltinReducer, FilterName, JobSpec, StageSpec, ValueType};
 use crate::engine::context::UdfHandle;
 use crate::engine::ops::{
-    BuiltinOp, CountByValue, FieldSpec, Operator, ReduceByKey, ReduceByKeyAndWindow, UdfFilter,
-    UdfFlatMap, UdfMap, UpdateStateByKey, Window, WindowFilter, WindowOutput,
+    BuiltinOp, CountByValue, FieldSpec, Operator, ReduceByKey, ReduceByKeyAndWindow, UdfFilter, UdfFlatMap, UdfMap,
+    UpdateStateByKey, Window, WindowFilter, WindowOutput,
 };
 use crate::engine::pipeline::{Pipeline, Stage};
 use crate::engine::reducer::{Builtin, Reducer};
@@ -27,10 +27,7 @@ pub struct PlannedUdf {
 #[derive(Clone, Debug)]
 pub enum PlannedReducer {
     /// Native.
-    Builtin {
-        builtin: BuiltinReducer,
-        inverse: bool,
-    },
+    Builtin { builtin: BuiltinReducer, inverse: bool },
     /// Wasm.
     Udf { udf: PlannedUdf, inverse: bool },
 }
@@ -47,17 +44,11 @@ pub enum PlannedStage {
     /// A native parsing stage.
     Builtin { name: String, stage: StageSpec },
     /// reduce_by_key.
-    ReduceByKey {
-        name: String,
-        reducer: PlannedReducer,
-    },
+    ReduceByKey { name: String, reducer: PlannedReducer },
     /// count_by_value.
     CountByValue { name: String },
     /// update_state_by_key.
-    UpdateStateByKey {
-        name: String,
-        reducer: PlannedReducer,
-    },
+    UpdateStateByKey { name: String, reducer: PlannedReducer },
     /// window.
     Window {
         name: String,
@@ -180,17 +171,11 @@ impl PlannedStage {
                 _ => Box::new(UdfFilter(handle(udf, limits))),
             },
             PlannedStage::Builtin { stage, .. } => Box::new(builtin(stage)),
-            PlannedStage::ReduceByKey { reducer: r, .. } => {
-                Box::new(ReduceByKey(reducer(r, limits)))
-            }
+            PlannedStage::ReduceByKey { reducer: r, .. } => Box::new(ReduceByKey(reducer(r, limits))),
             PlannedStage::CountByValue { .. } => Box::new(CountByValue),
-            PlannedStage::UpdateStateByKey { reducer: r, .. } => {
-                Box::new(UpdateStateByKey::new(reducer(r, limits)))
-            }
+            PlannedStage::UpdateStateByKey { reducer: r, .. } => Box::new(UpdateStateByKey::new(reducer(r, limits))),
             PlannedStage::Window {
-                length_ms,
-                slide_ms,
-                ..
+                length_ms, slide_ms, ..
             } => Box::new(Window::new(*length_ms, *slide_ms, batch_ms)),
             PlannedStage::CountWindow {
                 length_ms,
@@ -240,8 +225,8 @@ impl PlannedStage {
 }
 
 impl JobPlan {
-    /// A fresh pipeline (empty window state) running this plan's stages.
-    pub fn pipeline(&self, runtime: Arc<Runtime>, limits: &CallLimits) -> Pipeline {
+    /// A fresh pipeline (empty window state) running this plan's stages on `workers` threads.
+    pub fn pipeline(&self, runtime: Arc<Runtime>, limits: &CallLimits, workers: usize) -> Pipeline {
         let stages = self
             .stages
             .iter()
@@ -250,6 +235,6 @@ impl JobPlan {
                 op: s.operator(self.batch_ms, limits),
             })
             .collect();
-        Pipeline::new(runtime, stages, self.spec.on_bad_record)
+        Pipeline::new(runtime, stages, self.spec.on_bad_record, workers)
     }
 }

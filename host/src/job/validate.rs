@@ -10,10 +10,7 @@ use serde_json::{Map, Value};
 use sluice_abi::UdfKind;
 
 use super::plan::{JobPlan, PlannedReducer, PlannedStage, PlannedUdf};
-use super::spec::{
-    BuiltinReducer, JobSpec, Millis, ReduceSpec, SinkSpec, SourceSpec, StageSpec, UdfSpec,
-    ValueType,
-};
+use super::spec::{BuiltinReducer, JobSpec, Millis, ReduceSpec, SinkSpec, SourceSpec, StageSpec, UdfSpec, ValueType};
 use crate::runtime::LoadedModule;
 
 /// Where the job spec is documented, for error messages.
@@ -44,11 +41,7 @@ pub struct SpecErrors(pub Vec<SpecError>);
 
 impl fmt::Display for SpecErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "the job spec has {} problem(s) (see {JOB_SPEC_DOC}):",
-            self.0.len()
-        )?;
+        writeln!(f, "the job spec has {} problem(s) (see {JOB_SPEC_DOC}):", self.0.len())?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -116,10 +109,7 @@ pub fn parse(text: &str) -> Result<JobSpec, SpecErrors> {
         if !TOP_LEVEL.contains(&key.as_str()) {
             errors.push(SpecError {
                 path: key.clone(),
-                message: format!(
-                    "unknown field `{key}`, expected one of {}",
-                    TOP_LEVEL.join(", ")
-                ),
+                message: format!("unknown field `{key}`, expected one of {}", TOP_LEVEL.join(", ")),
             });
         }
     }
@@ -204,36 +194,21 @@ impl Checker<'_> {
     fn slide_name(&self, stream: &Stream) -> String {
         match &stream.slide_from {
             None => format!("the batch interval {}", Millis(self.batch_ms)),
-            Some(from) => format!(
-                "the slide {} of the stream {from} makes",
-                Millis(stream.slide_ms)
-            ),
+            Some(from) => format!("the slide {} of the stream {from} makes", Millis(stream.slide_ms)),
         }
     }
 
     /// Checks a window's length and slide; returns `(length, slide)` in ms.
-    fn window(
-        &mut self,
-        path: &str,
-        length: Millis,
-        slide: Option<Millis>,
-        stream: &Stream,
-    ) -> Option<(i64, i64)> {
+    fn window(&mut self, path: &str, length: Millis, slide: Option<Millis>, stream: &Stream) -> Option<(i64, i64)> {
         let slide = slide.unwrap_or(Millis(stream.slide_ms));
         let mut ok = true;
         for (name, d) in [("length", length), ("slide", slide)] {
             if d.0 <= 0 {
-                self.err(
-                    format!("{path}.{name}"),
-                    format!("must be positive, not {d}"),
-                );
+                self.err(format!("{path}.{name}"), format!("must be positive, not {d}"));
                 ok = false;
             } else if d.0 % stream.slide_ms != 0 {
                 let of = self.slide_name(stream);
-                self.err(
-                    format!("{path}.{name}"),
-                    format!("{d} is not a multiple of {of}"),
-                );
+                self.err(format!("{path}.{name}"), format!("{d} is not a multiple of {of}"));
                 ok = false;
             }
         }
@@ -321,17 +296,12 @@ impl Checker<'_> {
                 if spec.inverse && *b != BuiltinReducer::Sum {
                     self.err(
                         format!("{path}.inverse"),
-                        format!(
-                            "{b:?} has no inverse; only sum has one (or use a UDF that exports one)"
-                        )
-                        .to_lowercase(),
+                        format!("{b:?} has no inverse; only sum has one (or use a UDF that exports one)")
+                            .to_lowercase(),
                     );
                 }
                 if spec.inverse && !windowed {
-                    self.err(
-                        format!("{path}.inverse"),
-                        "an inverse is only used by windowed reduces",
-                    );
+                    self.err(format!("{path}.inverse"), "an inverse is only used by windowed reduces");
                 }
                 Some((
                     PlannedReducer::Builtin {
@@ -351,11 +321,7 @@ impl Checker<'_> {
                     },
                     UdfKind::Reduce,
                 )?;
-                let has_inverse = u
-                    .module
-                    .manifest()
-                    .get(function)
-                    .is_some_and(|i| i.has_inverse);
+                let has_inverse = u.module.manifest().get(function).is_some_and(|i| i.has_inverse);
                 if spec.inverse && !has_inverse {
                     self.err(format!("{path}.inverse"), format!("{} exports no inverse of `{function}` (sluice:inverse:{function}); mark it #[reduce(inverse = ...)] or drop `inverse`", u.module.label()));
                 }
@@ -377,10 +343,7 @@ impl Checker<'_> {
                 None
             }
             _ => {
-                self.err(
-                    path,
-                    "give either `builtin` (sum, min, max) or `udf` and `function`",
-                );
+                self.err(path, "give either `builtin` (sum, min, max) or `udf` and `function`");
                 None
             }
         }
@@ -406,10 +369,7 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
         c.err("name", "must not be empty");
     }
     check_source(&mut c, &spec.source, "source");
-    for (path, sink) in [
-        ("sink", Some(&spec.sink)),
-        ("dead_letter", spec.dead_letter.as_ref()),
-    ] {
+    for (path, sink) in [("sink", Some(&spec.sink)), ("dead_letter", spec.dead_letter.as_ref())] {
         if let Some(SinkSpec::TextFiles { prefix, .. }) = sink
             && prefix.trim().is_empty()
         {
@@ -453,10 +413,7 @@ fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {
     match source {
         SourceSpec::Union(parts) => {
             if parts.len() < 2 {
-                c.err(
-                    format!("{path}.union"),
-                    "a union needs at least two sources",
-                );
+                c.err(format!("{path}.union"), "a union needs at least two sources");
             }
             for (i, p) in parts.iter().enumerate() {
                 check_source(c, p, &format!("{path}.union[{i}]"));
@@ -464,8 +421,7 @@ fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {
         }
         SourceSpec::Socket { port: 0, .. } => c.err(format!("{path}.socket.port"), "must not be 0"),
         SourceSpec::Generator {
-            rate_per_s: Some(0),
-            ..
+            rate_per_s: Some(0), ..
         } => c.err(format!("{path}.generator.rate_per_s"), "must be positive"),
         SourceSpec::Generator {
             rate_per_s: Some(_),
@@ -479,12 +435,7 @@ fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {
     }
 }
 
-fn plan_stage(
-    c: &mut Checker<'_>,
-    path: &str,
-    stage: &StageSpec,
-    stream: &mut Stream,
-) -> Option<PlannedStage> {
+fn plan_stage(c: &mut Checker<'_>, path: &str, stage: &StageSpec, stream: &mut Stream) -> Option<PlannedStage> {
     use ValueType::{I64, Text};
     let name = path.to_owned();
     let windowed = |c: &mut Checker<'_>, stream: &mut Stream, length, slide| {
@@ -504,7 +455,10 @@ fn plan_stage(
             };
             if kind == UdfKind::Filter {
                 if u.value.is_some() {
-                    c.err(format!("{path}.value"), "a filter passes records through unchanged; `value` is for map and flat_map");
+                    c.err(
+                        format!("{path}.value"),
+                        "a filter passes records through unchanged; `value` is for map and flat_map",
+                    );
                 }
             } else {
                 stream.value = u.value.unwrap_or(Text);
@@ -620,7 +574,10 @@ fn plan_stage(
         StageSpec::ReduceByWindow(w) | StageSpec::ReduceByKeyAndWindow(w) => {
             let reduced = c.reducer(&format!("{path}.reduce"), &w.reduce, stream, true);
             if w.filter.is_some() && !w.reduce.inverse {
-                c.err(format!("{path}.filter"), "a filter applies to windows with an inverse (set `\"inverse\": true` in `reduce`)");
+                c.err(
+                    format!("{path}.filter"),
+                    "a filter applies to windows with an inverse (set `\"inverse\": true` in `reduce`)",
+                );
             }
             let (length_ms, slide_ms) = windowed(c, stream, w.length, w.slide)?;
             let (reducer, value) = reduced?;

@@ -64,10 +64,7 @@ impl CompileCache {
                 m
             }
         };
-        self.memory
-            .lock()
-            .expect("cache lock")
-            .insert(*sha256, module.clone());
+        self.memory.lock().expect("cache lock").insert(*sha256, module.clone());
         Ok(module)
     }
 

@@ -85,11 +85,7 @@ pub struct UdfRef {
 
 impl fmt::Display for UdfRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} `{}` of module {}",
-            self.kind, self.function, self.module
-        )
+        write!(f, "{} `{}` of module {}", self.kind, self.function, self.module)
     }
 }
 
@@ -97,14 +93,10 @@ impl fmt::Display for UdfRef {
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum UdfError {
     /// Ran past `CallLimits::cpu_time_ms_max`.
-    #[error(
-        "UDF {udf} ran past its time limit of {limit_ms} ms and was stopped (limit cpu_time_ms_max)"
-    )]
+    #[error("UDF {udf} ran past its time limit of {limit_ms} ms and was stopped (limit cpu_time_ms_max)")]
     Timeout { udf: UdfRef, limit_ms: u64 },
     /// Used all of `CallLimits::fuel_per_call_max`.
-    #[error(
-        "UDF {udf} used all of its fuel ({limit} units) and was stopped (limit fuel_per_call_max)"
-    )]
+    #[error("UDF {udf} used all of its fuel ({limit} units) and was stopped (limit fuel_per_call_max)")]
     OutOfFuel { udf: UdfRef, limit: u64 },
     /// Tried to grow memory past `CallLimits::memory_bytes_max`.
     #[error(

@@ -8,9 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sluice_abi::{
-    EXPORT_ABI_VERSION, EXPORT_INPUT, IMPORT_LOG, IMPORT_MODULE, IMPORT_PANIC, LogLevel, UdfKind,
-};
+use sluice_abi::{EXPORT_ABI_VERSION, EXPORT_INPUT, IMPORT_LOG, IMPORT_MODULE, IMPORT_PANIC, LogLevel, UdfKind};
 use wasmtime::{Caller, Engine, Linker, Memory, ResourceLimiter, Store, Trap, TypedFunc};
 
 use super::config::CallLimits;
@@ -41,12 +39,7 @@ pub struct HostState {
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes_max {
             self.memory_denied = true;
             return Ok(false);
@@ -54,12 +47,7 @@ impl ResourceLimiter for HostState {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -144,10 +132,7 @@ impl UdfInstance {
         };
         let mut store = Store::new(module.engine(), state);
         store.limiter(|s| s);
-        store.set_epoch_deadline(deadline_ticks(
-            limits.cpu_time_ms_max,
-            module.epoch_tick_ms(),
-        ));
+        store.set_epoch_deadline(deadline_ticks(limits.cpu_time_ms_max, module.epoch_tick_ms()));
         store.epoch_deadline_trap();
         if fuel_metering {
             store
@@ -262,16 +247,8 @@ impl UdfInstance {
 
     /// Copies `input` into the module, calls `kind:function` once, and returns the output bytes
     /// (borrowed from the module's memory until the next call).
-    pub fn call_raw(
-        &mut self,
-        kind: UdfKind,
-        function: &str,
-        input: &[u8],
-    ) -> Result<&[u8], UdfError> {
-        assert!(
-            !self.poisoned,
-            "a poisoned instance must be replaced, not called"
-        );
+    pub fn call_raw(&mut self, kind: UdfKind, function: &str, input: &[u8]) -> Result<&[u8], UdfError> {
+        assert!(!self.poisoned, "a poisoned instance must be replaced, not called");
         let udf = self.udf_ref(kind, function);
         let Some(func) = self.funcs.get(&(kind, function.to_owned())).cloned() else {
             return Err(UdfError::NoSuchUdf {
@@ -287,10 +264,7 @@ impl UdfInstance {
         if state.logs_dropped > 0 {
             self.logs.push(UdfLog {
                 level: LogLevel::Warn,
-                message: format!(
-                    "{} more log lines of this call were dropped",
-                    state.logs_dropped
-                ),
+                message: format!("{} more log lines of this call were dropped", state.logs_dropped),
             });
         }
         for line in &self.logs {
@@ -305,22 +279,13 @@ impl UdfInstance {
         }
     }
 
-    fn call_in(
-        &mut self,
-        udf: &UdfRef,
-        func: UdfFunc,
-        input: &[u8],
-    ) -> Result<(usize, usize), UdfError> {
+    fn call_in(&mut self, udf: &UdfRef, func: UdfFunc, input: &[u8]) -> Result<(usize, usize), UdfError> {
         let bad = |detail: String| UdfError::BadOutput {
             udf: udf.clone(),
             detail,
         };
-        let len = i32::try_from(input.len()).map_err(|_| {
-            bad(format!(
-                "the batch is {} bytes, over the 2 GiB ABI limit",
-                input.len()
-            ))
-        })?;
+        let len = i32::try_from(input.len())
+            .map_err(|_| bad(format!("the batch is {} bytes, over the 2 GiB ABI limit", input.len())))?;
         self.arm();
         let ptr = self
             .input

@@ -41,11 +41,7 @@ pub(super) fn bad(udf: &UdfRef, detail: impl Into<String>) -> UdfError {
 
 /// Reads `[u32 n_err][error × n_err]`, checks indices are ascending and below `inputs`, and that
 /// nothing follows.
-pub(super) fn read_errors(
-    r: &mut Reader<'_>,
-    inputs: u32,
-    udf: &UdfRef,
-) -> Result<Vec<RecordError>, UdfError> {
+pub(super) fn read_errors(r: &mut Reader<'_>, inputs: u32, udf: &UdfRef) -> Result<Vec<RecordError>, UdfError> {
     let n = r.u32().map_err(|e| bad(udf, e.to_string()))?;
     if n > inputs {
         return Err(bad(udf, format!("{n} errors for {inputs} inputs")));
@@ -66,10 +62,7 @@ pub(super) fn read_errors(
     if !r.is_empty() {
         return Err(bad(
             udf,
-            format!(
-                "unexpected bytes after the error list (at byte {})",
-                r.position()
-            ),
+            format!("unexpected bytes after the error list (at byte {})", r.position()),
         ));
     }
     Ok(errors)

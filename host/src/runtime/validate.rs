@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_abi::{
-    EXPORT_ABI_VERSION, EXPORT_INPUT, IMPORT_LOG, IMPORT_MODULE, IMPORT_PANIC, UdfKind, UdfName,
-};
+use sluice_abi::{EXPORT_ABI_VERSION, EXPORT_INPUT, IMPORT_LOG, IMPORT_MODULE, IMPORT_PANIC, UdfKind, UdfName};
 use wasmparser::{Parser, Payload, TypeRef};
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
@@ -198,12 +196,12 @@ mod tests {
         assert_eq!(precheck(b"hello", 100), Err(LoadError::NotWasm));
         assert_eq!(
             precheck(&[0; 200], 100),
-            Err(LoadError::TooLarge {
-                size: 200,
-                limit: 100
-            })
+            Err(LoadError::TooLarge { size: 200, limit: 100 })
         );
-        let wasi = wat::parse_str(r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#).unwrap();
+        let wasi = wat::parse_str(
+            r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
+        )
+        .unwrap();
         assert_eq!(
             precheck(&wasi, 1 << 20),
             Err(LoadError::ForbiddenImport {
@@ -217,9 +215,6 @@ mod tests {
             Err(LoadError::ForbiddenImport { .. })
         ));
         let truncated = &wasi[..wasi.len() - 3];
-        assert!(matches!(
-            precheck(truncated, 1 << 20),
-            Err(LoadError::Invalid(_))
-        ));
+        assert!(matches!(precheck(truncated, 1 << 20), Err(LoadError::Invalid(_))));
     }
 }

@@ -30,9 +30,7 @@ impl WarmInstances {
         let key = (*module.sha256(), format!("{}|{limits:?}", module.label()));
         let inst = match self.instances.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(runtime.instantiate(module, limits)?)
-            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(runtime.instantiate(module, limits)?),
         };
         let result = call(inst);
         if inst.is_poisoned() {

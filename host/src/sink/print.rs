@@ -25,11 +25,7 @@ impl PrintSink {
 impl Sink for PrintSink {
     fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
         writeln!(self.out, "-------------------------------------------")?;
-        writeln!(
-            self.out,
-            "Time: {} ms (batch {})",
-            tick.time_ms, tick.batch_id
-        )?;
+        writeln!(self.out, "Time: {} ms (batch {})", tick.time_ms, tick.batch_id)?;
         writeln!(self.out, "-------------------------------------------")?;
         for r in batch.iter().take(self.records) {
             writeln!(self.out, "{}", record_text(&r, self.ty))?;

@@ -37,8 +37,7 @@ impl BatchesSource {
             path: path.to_owned(),
             message,
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err(format!("cannot read the batches file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read the batches file: {e}")))?;
         let mut batches = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let items: Vec<Item> = serde_json::from_str(line).map_err(|e| {

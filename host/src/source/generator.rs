@@ -76,22 +76,13 @@ impl Vocabulary {
     /// A word drawn with the Zipf weights.
     pub fn draw(&self, rng: &mut Rng) -> &str {
         let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let i = self
-            .cdf
-            .partition_point(|&c| c < u)
-            .min(self.words.len() - 1);
+        let i = self.cdf.partition_point(|&c| c < u).min(self.words.len() - 1);
         &self.words[i]
     }
 }
 
 /// Appends one line of `format` to `out`. `ts_s` is the line's timestamp in seconds.
-pub fn line(
-    format: GeneratorFormat,
-    rng: &mut Rng,
-    vocab: &Vocabulary,
-    ts_s: i64,
-    out: &mut String,
-) {
+pub fn line(format: GeneratorFormat, rng: &mut Rng, vocab: &Vocabulary, ts_s: i64, out: &mut String) {
     use std::fmt::Write;
     let r = rng.next_u64();
     match format {
@@ -169,13 +160,7 @@ impl Source for GeneratorSource {
         let ts_s = tick.time_ms.div_euclid(1000);
         for _ in 0..n {
             self.line.clear();
-            line(
-                self.format,
-                &mut self.rng,
-                &self.vocab,
-                ts_s,
-                &mut self.line,
-            );
+            line(self.format, &mut self.rng, &self.vocab, ts_s, &mut self.line);
             out.push(None, self.line.as_bytes(), tick.time_ms);
         }
         Ok(out)

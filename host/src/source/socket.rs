@@ -69,9 +69,7 @@ fn read_loop(host: &str, port: u16, buffer: &Buffer, stop: &AtomicBool) {
                                     .push((std::mem::take(&mut line), now));
                             }
                         }
-                        Err(e)
-                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                        {
+                        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                             continue;
                         }
                         Err(e) => {
@@ -82,9 +80,7 @@ fn read_loop(host: &str, port: u16, buffer: &Buffer, stop: &AtomicBool) {
                 }
                 tracing::info!("socket source {host}:{port} closed; reconnecting");
             }
-            Err(e) => tracing::debug!(
-                "socket source cannot connect to {host}:{port}: {e}; retrying in {backoff:?}"
-            ),
+            Err(e) => tracing::debug!("socket source cannot connect to {host}:{port}: {e}; retrying in {backoff:?}"),
         }
         let until = std::time::Instant::now() + backoff;
         while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -97,8 +93,7 @@ fn read_loop(host: &str, port: u16, buffer: &Buffer, stop: &AtomicBool) {
 impl Source for SocketSource {
     fn next_batch(&mut self, _tick: Tick) -> Result<RecordBatch, SourceError> {
         let lines = std::mem::take(&mut *self.buffer.lock().expect("buffer lock"));
-        let mut out =
-            RecordBatch::with_capacity(lines.len(), lines.iter().map(|(l, _)| l.len() + 16).sum());
+        let mut out = RecordBatch::with_capacity(lines.len(), lines.iter().map(|(l, _)| l.len() + 16).sum());
         for (line, ts) in &lines {
             out.push(None, line, *ts);
         }

@@ -106,11 +106,7 @@ fn pair(key: &str, timestamp_ms: i64) -> Record<'_> {
 /// Splits `line` into exactly `N` fields (the last takes the rest), or says which format it
 /// expected.
 #[inline(always)]
-fn fields<'a, const N: usize>(
-    line: &'a str,
-    sep: u8,
-    format: &str,
-) -> Result<[&'a str; N], UdfError> {
+fn fields<'a, const N: usize>(line: &'a str, sep: u8, format: &str) -> Result<[&'a str; N], UdfError> {
     match text::fields::<N>(line, sep) {
         Some(f) => Ok(f),
         None => Err(too_few_fields(line, sep, N, format)),
@@ -120,10 +116,7 @@ fn fields<'a, const N: usize>(
 #[cold]
 fn too_few_fields(line: &str, sep: u8, n: usize, format: &str) -> UdfError {
     let found = line.bytes().filter(|&b| b == sep).count() + 1;
-    UdfError::malformed(
-        line,
-        format_args!("expected {n} fields `{format}`, found {found}"),
-    )
+    UdfError::malformed(line, format_args!("expected {n} fields `{format}`, found {found}"))
 }
 
 #[inline(always)]
@@ -181,10 +174,7 @@ mod tests {
         assert!(e.message().contains("\"u7;1700000000\""), "{e}");
         assert!(e.message().contains("expected 3 fields"), "{e}");
         let e = parse_visit(Record::new("u7,soon,/home")).unwrap_err();
-        assert!(
-            e.message().contains("\"soon\" is not a whole number"),
-            "{e}"
-        );
+        assert!(e.message().contains("\"soon\" is not a whole number"), "{e}");
         assert!(is_error(&Record::new("12|ERROR")).is_err());
     }
 
@@ -218,14 +208,8 @@ mod tests {
 
     #[test]
     fn clicks_by_user_keeps_clicks_only() {
-        assert!(
-            clicks_by_user(Record::new("u1,5,view,i9"))
-                .unwrap()
-                .is_none()
-        );
-        let r = clicks_by_user(Record::new("u1,5,click,i9"))
-            .unwrap()
-            .unwrap();
+        assert!(clicks_by_user(Record::new("u1,5,view,i9")).unwrap().is_none());
+        let r = clicks_by_user(Record::new("u1,5,click,i9")).unwrap().unwrap();
         assert_eq!(r.key_str().unwrap(), Some("u1"));
         assert!(is_click(&Record::new("u1,5,click,i9")).unwrap());
         assert!(is_click(&Record::new("u1,5,click")).is_err());

@@ -2,7 +2,7 @@
 //! split a line, key by a field (optionally bucketed), pick a field, parse an integer, set a
 //! constant value, key by value, and keep records whose field equals a text.
 
-use super::Operator;
+use super::{Operator, PartitionOp};
 use crate::batch::RecordBatch;
 use crate::engine::EngineError;
 use crate::engine::context::{StageContext, lossy};
@@ -21,7 +21,11 @@ impl FieldSpec {
     fn get<'a>(&self, line: &'a str) -> Result<&'a str, String> {
         line.split(self.sep.as_str()).nth(self.index).ok_or_else(|| {
             let found = line.split(self.sep.as_str()).count();
-            format!("malformed line {line:?}: expected at least {} fields separated by {:?}, found {found}", self.index + 1, self.sep)
+            format!(
+                "malformed line {line:?}: expected at least {} fields separated by {:?}, found {found}",
+                self.index + 1,
+                self.sep
+            )
         })
     }
 }
@@ -37,10 +41,7 @@ pub enum Builtin {
     SplitWhitespace { pairs: bool },
     /// map: the key becomes a field of the value; with `bucket`, the field parsed as an integer
     /// and floored to a multiple of `bucket` divided by it (`floor(field / bucket)`).
-    KeyByField {
-        field: FieldSpec,
-        bucket: Option<i64>,
-    },
+    KeyByField { field: FieldSpec, bucket: Option<i64> },
     /// map: the value becomes a field of it.
     PickField(FieldSpec),
     /// map: the value, decimal text, becomes a number.
@@ -113,17 +114,11 @@ impl Builtin {
             }
             Builtin::PickField(field) => {
                 let line = text(value)?;
-                Out::Record(
-                    key.map(<[u8]>::to_vec),
-                    field.get(line)?.as_bytes().to_vec(),
-                )
+                Out::Record(key.map(<[u8]>::to_vec), field.get(line)?.as_bytes().to_vec())
             }
             Builtin::ParseInt => {
                 let line = text(value)?;
-                Out::Record(
-                    key.map(<[u8]>::to_vec),
-                    int(line, line)?.to_le_bytes().to_vec(),
-                )
+                Out::Record(key.map(<[u8]>::to_vec), int(line, line)?.to_le_bytes().to_vec())
             }
             Builtin::SetValue(n) => Out::Record(key.map(<[u8]>::to_vec), n.to_le_bytes().to_vec()),
             Builtin::KeyByValue => Out::Record(Some(value.to_vec()), value.to_vec()),
@@ -145,7 +140,16 @@ impl Operator for Builtin {
         cx: &mut StageContext<'_>,
         input: Option<RecordBatch>,
     ) -> Result<Option<RecordBatch>, EngineError> {
-        let Some(input) = input else { return Ok(None) };
+        input.map(|b| self.on_partition(cx, b)).transpose()
+    }
+
+    fn partitioned(&self) -> Option<&dyn PartitionOp> {
+        Some(self)
+    }
+}
+
+impl PartitionOp for Builtin {
+    fn on_partition(&self, cx: &mut StageContext<'_>, input: RecordBatch) -> Result<RecordBatch, EngineError> {
         let mut out = RecordBatch::with_capacity(input.len(), input.as_abi_bytes().len());
         let mut errors = Vec::new();
         for (i, r) in input.iter().enumerate() {
@@ -168,6 +172,6 @@ impl Operator for Builtin {
             Some(r) => (r.key.map(lossy), lossy(r.value)),
             None => (None, String::new()),
         })?;
-        Ok(Some(out))
+        Ok(out)
     }
 }

@@ -38,12 +38,7 @@ impl PaneQueue {
     }
 
     /// Drops the panes that end at or before `until`.
-    pub fn evict(
-        &mut self,
-        cx: &mut StageContext<'_>,
-        reducer: &Reducer,
-        until: i64,
-    ) -> Result<(), EngineError> {
+    pub fn evict(&mut self, cx: &mut StageContext<'_>, reducer: &Reducer, until: i64) -> Result<(), EngineError> {
         loop {
             if self.front.is_empty() {
                 if self.back.first().is_none_or(|(end, _)| *end > until) {
@@ -71,16 +66,8 @@ impl PaneQueue {
     }
 
     /// The fold of every pane in the queue.
-    pub fn fold(
-        &self,
-        cx: &mut StageContext<'_>,
-        reducer: &Reducer,
-    ) -> Result<KeyedMap, EngineError> {
-        let front = self
-            .front
-            .last()
-            .map(|(_, f)| f.clone())
-            .unwrap_or_default();
+    pub fn fold(&self, cx: &mut StageContext<'_>, reducer: &Reducer) -> Result<KeyedMap, EngineError> {
+        let front = self.front.last().map(|(_, f)| f.clone()).unwrap_or_default();
         combine(cx, reducer, front, &self.back_fold, false)
     }
 }

@@ -197,8 +197,7 @@ impl Operator for ReduceByKeyAndWindow {
                     t - slide - length,
                     (t - length).min(t - slide),
                 )?;
-                let entering =
-                    fold_range(cx, &self.reducer, partials, (t - slide).max(t - length), t)?;
+                let entering = fold_range(cx, &self.reducer, partials, (t - slide).max(t - length), t)?;
                 let mut value = previous.take().unwrap_or_default();
                 if let Some(old) = leaving {
                     value = combine(cx, &self.reducer, value, &old, true)?;

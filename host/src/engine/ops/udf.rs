@@ -1,6 +1,6 @@
-//! Stages that call a wasm UDF once per batch: map, flat_map, filter.
+//! Stages that call a wasm UDF once per batch partition: map, flat_map, filter.
 
-use super::Operator;
+use super::{Operator, PartitionOp};
 use crate::batch::RecordBatch;
 use crate::engine::EngineError;
 use crate::engine::context::{StageContext, UdfHandle, lossy};
@@ -19,41 +19,42 @@ pub struct UdfFlatMap(pub UdfHandle);
 /// `filter` with a wasm UDF.
 pub struct UdfFilter(pub UdfHandle);
 
-impl Operator for UdfMap {
-    fn on_batch(
-        &mut self,
-        cx: &mut StageContext<'_>,
-        input: Option<RecordBatch>,
-    ) -> Result<Option<RecordBatch>, EngineError> {
-        let Some(input) = input else { return Ok(None) };
+impl PartitionOp for UdfMap {
+    fn on_partition(&self, cx: &mut StageContext<'_>, input: RecordBatch) -> Result<RecordBatch, EngineError> {
         let out = cx.call(&self.0, |i, f| i.map(f, &input))?;
         cx.refuse(&out.errors, describe(&input))?;
-        Ok(Some(out.records))
+        Ok(out.records)
     }
 }
 
-impl Operator for UdfFlatMap {
-    fn on_batch(
-        &mut self,
-        cx: &mut StageContext<'_>,
-        input: Option<RecordBatch>,
-    ) -> Result<Option<RecordBatch>, EngineError> {
-        let Some(input) = input else { return Ok(None) };
+impl PartitionOp for UdfFlatMap {
+    fn on_partition(&self, cx: &mut StageContext<'_>, input: RecordBatch) -> Result<RecordBatch, EngineError> {
         let out = cx.call(&self.0, |i, f| i.flat_map(f, &input))?;
         cx.refuse(&out.errors, describe(&input))?;
-        Ok(Some(out.records))
+        Ok(out.records)
     }
 }
 
-impl Operator for UdfFilter {
-    fn on_batch(
-        &mut self,
-        cx: &mut StageContext<'_>,
-        input: Option<RecordBatch>,
-    ) -> Result<Option<RecordBatch>, EngineError> {
-        let Some(input) = input else { return Ok(None) };
+impl PartitionOp for UdfFilter {
+    fn on_partition(&self, cx: &mut StageContext<'_>, input: RecordBatch) -> Result<RecordBatch, EngineError> {
         let out = cx.call(&self.0, |i, f| i.filter(f, &input))?;
         cx.refuse(&out.errors, describe(&input))?;
-        Ok(Some(out.kept))
+        Ok(out.kept)
     }
 }
+
+macro_rules! per_partition {
+    ($($t:ty),*) => {$(
+        impl Operator for $t {
+            fn on_batch(&mut self, cx: &mut StageContext<'_>, input: Option<RecordBatch>) -> Result<Option<RecordBatch>, EngineError> {
+                input.map(|b| self.on_partition(cx, b)).transpose()
+            }
+
+            fn partitioned(&self) -> Option<&dyn PartitionOp> {
+                Some(self)
+            }
+        }
+    )*};
+}
+
+per_partition!(UdfMap, UdfFlatMap, UdfFilter);

@@ -55,11 +55,7 @@ impl Operator for Window {
             }
         }
         let keep_after = t + self.slide_ms - self.length_ms;
-        while self
-            .buffer
-            .front()
-            .is_some_and(|(time, _)| *time <= keep_after)
-        {
+        while self.buffer.front().is_some_and(|(time, _)| *time <= keep_after) {
             self.buffer.pop_front();
         }
         Ok(Some(out))

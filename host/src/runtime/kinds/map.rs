@@ -20,10 +20,7 @@ impl UdfInstance {
         if n as usize + errors.len() != inputs as usize {
             return Err(bad(
                 &udf,
-                format!(
-                    "{n} records and {} errors for {inputs} inputs",
-                    errors.len()
-                ),
+                format!("{n} records and {} errors for {inputs} inputs", errors.len()),
             ));
         }
         Ok(Mapped { records, errors })

@@ -18,30 +18,17 @@ pub struct Reduced {
 
 impl UdfInstance {
     /// Folds each group with the reduce UDF `function` in one call.
-    pub fn reduce(
-        &mut self,
-        function: &str,
-        groups: &mut ValueGroups,
-    ) -> Result<Reduced, UdfError> {
+    pub fn reduce(&mut self, function: &str, groups: &mut ValueGroups) -> Result<Reduced, UdfError> {
         self.fold(UdfKind::Reduce, function, groups)
     }
 
     /// Folds each group with the inverse of the reduce UDF `function` in one call:
     /// `inverse(inverse(v0, v1), v2)...`.
-    pub fn inverse(
-        &mut self,
-        function: &str,
-        groups: &mut ValueGroups,
-    ) -> Result<Reduced, UdfError> {
+    pub fn inverse(&mut self, function: &str, groups: &mut ValueGroups) -> Result<Reduced, UdfError> {
         self.fold(UdfKind::Inverse, function, groups)
     }
 
-    fn fold(
-        &mut self,
-        kind: UdfKind,
-        function: &str,
-        groups: &mut ValueGroups,
-    ) -> Result<Reduced, UdfError> {
+    fn fold(&mut self, kind: UdfKind, function: &str, groups: &mut ValueGroups) -> Result<Reduced, UdfError> {
         let udf = self.udf_ref(kind, function);
         let inputs = groups.len() as u32;
         let out = self.call_raw(kind, function, groups.as_abi_bytes())?;
