@@ -15,6 +15,8 @@ pub mod keyed;
 mod model_tests;
 pub mod ops;
 pub mod pipeline;
+#[cfg(test)]
+mod pipeline_tests;
 pub mod reducer;
 #[cfg(test)]
 mod testing;

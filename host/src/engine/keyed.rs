@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use super::EngineError;
 use super::context::{StageContext, lossy};
-use super::reducer::{Folded, Reducer};
+use super::reducer::{Builtin, Folded, Reducer};
 use crate::batch::RecordBatch;
 use crate::runtime::RecordError;
 
@@ -20,6 +22,9 @@ pub fn reduce_by_key(
     reducer: &Reducer,
     batch: &RecordBatch,
 ) -> Result<KeyedMap, EngineError> {
+    if let Reducer::Builtin { builtin, .. } = reducer {
+        return fold_builtin_by_key(cx, *builtin, batch);
+    }
     let mut groups: HashMap<Option<&[u8]>, Vec<&[u8]>> = HashMap::new();
     for r in batch.iter() {
         groups.entry(r.key).or_default().push(r.value);
@@ -27,6 +32,59 @@ pub fn reduce_by_key(
     let (keys, values): (Vec<_>, Vec<_>) = groups.into_iter().unzip();
     let folded = reducer.fold(cx, &values, false)?;
     collect(cx, keys.into_iter().map(|k| k.map(<[u8]>::to_vec)), &values, folded)
+}
+
+/// A native reduce by key: numbers folded as they are read (no value lists), on the workers in
+/// parallel for large batches (each folds a part, then the parts' maps are merged).
+fn fold_builtin_by_key(
+    cx: &mut StageContext<'_>,
+    builtin: Builtin,
+    batch: &RecordBatch,
+) -> Result<KeyedMap, EngineError> {
+    let parts = batch.split(cx.partitions_for(batch.len()));
+    let mut partials = if parts.len() == 1 {
+        vec![fold_part(cx, builtin, &parts[0])?]
+    } else {
+        cx.parallel(parts, |cx, part| fold_part(cx, builtin, &part))?
+    };
+    let mut total = partials.pop().unwrap_or_default();
+    for p in partials {
+        for (k, v) in p {
+            total.entry(k).and_modify(|a| *a = builtin.apply(*a, v)).or_insert(v);
+        }
+    }
+    Ok(total.into_iter().map(|(k, v)| (k, v.to_le_bytes().to_vec())).collect())
+}
+
+fn fold_part(
+    cx: &mut StageContext<'_>,
+    builtin: Builtin,
+    part: &RecordBatch,
+) -> Result<FxHashMap<Key, i64>, EngineError> {
+    let mut m: FxHashMap<Option<&[u8]>, i64> = FxHashMap::default();
+    let mut refused = Vec::new();
+    for (i, r) in part.iter().enumerate() {
+        match <[u8; 8]>::try_from(r.value) {
+            Ok(a) => {
+                let v = i64::from_le_bytes(a);
+                m.entry(r.key)
+                    .and_modify(|acc| *acc = builtin.apply(*acc, v))
+                    .or_insert(v);
+            }
+            Err(_) => refused.push(RecordError {
+                index: i as u32,
+                message: format!(
+                    "value is not an i64 (8 bytes, little-endian): it has {} bytes",
+                    r.value.len()
+                ),
+            }),
+        }
+    }
+    cx.refuse(&refused, |i| match part.get(i as usize) {
+        Some(r) => (r.key.map(lossy), lossy(r.value)),
+        None => (None, String::new()),
+    })?;
+    Ok(m.into_iter().map(|(k, v)| (k.map(<[u8]>::to_vec), v)).collect())
 }
 
 /// `a` combined with `b` per key: `f(a[k], b[k])` where both have `k`, else the one that has it.

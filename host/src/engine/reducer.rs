@@ -37,7 +37,8 @@ fn int(v: &[u8]) -> Result<i64, String> {
 }
 
 impl Builtin {
-    fn fold(self, a: i64, b: i64) -> i64 {
+    /// Folds two numbers.
+    pub fn apply(self, a: i64, b: i64) -> i64 {
         match self {
             Builtin::Sum => a.wrapping_add(b),
             Builtin::Min => a.min(b),
@@ -52,7 +53,7 @@ impl Builtin {
             acc = if inverse {
                 acc.wrapping_sub(v)
             } else {
-                self.fold(acc, v)
+                self.apply(acc, v)
             };
         }
         Ok(acc.to_le_bytes().to_vec())
