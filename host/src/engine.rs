@@ -47,7 +47,6 @@ pub enum EngineError {
         /// The stage's name (its path in the job spec).
         stage: String,
         /// What happened.
-        #[source]
         source: UdfError,
     },
     /// A record was refused and the job's policy is `fail`.

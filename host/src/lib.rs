@@ -8,6 +8,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the code map and invariants.
 
 pub mod batch;
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod engine;

@@ -25,6 +25,13 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         records: usize,
     },
+    /// Measures the engine on generated data (throughput, batch time p50/p99), wasm UDFs
+    /// against native built-ins, one worker against all cores. Build with --release.
+    Bench {
+        /// Fewer batches per case: quicker, noisier.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Runs a job from its spec file on this machine, without the server; output on stdout.
     Run {
         /// The job spec (JSON), see docs/job-spec.md.
@@ -52,6 +59,7 @@ fn main() -> std::process::ExitCode {
         records: 10_000,
     }) {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
+        Command::Bench { quick } => sluice::bench::run(sluice::bench::BenchOptions { quick }),
         Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),
     };
     match result {

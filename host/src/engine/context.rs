@@ -77,8 +77,11 @@ pub struct StageContext<'a> {
     pub errors: u64,
 }
 
-/// Batches smaller than this run on one worker: splitting them costs more than it saves.
+/// Batches smaller than this run as one part on one worker: splitting costs more than it saves.
 pub const PARTITION_RECORDS_MIN: usize = 2048;
+/// Parts are at most this big, also on one worker: a wasm call's input and output then stay
+/// within a few MiB (cache-friendly, and far below a UDF's memory limit).
+pub const PARTITION_RECORDS_MAX: usize = 8192;
 
 impl<'a> StageContext<'a> {
     /// A context for `stage` in batch `tick`.
@@ -146,13 +149,14 @@ impl<'a> StageContext<'a> {
         Ok(out)
     }
 
-    /// Into how many partitions to split a batch of `records`.
+    /// Into how many partitions to split a batch of `records`: one per worker for large batches,
+    /// and enough that none holds more than `PARTITION_RECORDS_MAX` records.
     pub fn partitions_for(&self, records: usize) -> usize {
         if records < PARTITION_RECORDS_MIN {
-            1
-        } else {
-            self.workers.threads().min(records / (PARTITION_RECORDS_MIN / 2)).max(1)
+            return 1;
         }
+        let per_worker = self.workers.threads().min(records / (PARTITION_RECORDS_MIN / 2));
+        per_worker.max(records.div_ceil(PARTITION_RECORDS_MAX)).max(1)
     }
 
     /// Applies the policy to refused inputs: the first fails the batch under `fail`; under `skip`
