@@ -40,7 +40,7 @@ pub mod rt;
 
 pub use bytes::Bytes;
 pub use error::UdfError;
-pub use outputs::{FilterOutput, FlatMapOutput, MapOutput, ReduceOutput};
+pub use outputs::{FilterOutput, FlatMapOutput, Many, MapOutput, ReduceOutput};
 pub use record::Record;
 pub use sluice_guest_macros::{filter, flat_map, map, reduce};
 pub use value::ReduceValue;

@@ -31,7 +31,7 @@ impl<'a, E: Display> MapOutput<'a> for Result<Record<'a>, E> {
 
 /// What a `#[flat_map]` function may return.
 #[diagnostic::on_unimplemented(
-    message = "a #[flat_map] function must return `Vec<Record>`, `Option<Record>` or a `Result` of one, not `{Self}`",
+    message = "a #[flat_map] function must return `Vec<Record>`, `Option<Record>`, `Many(iterator)` or a `Result` of one, not `{Self}`",
     note = "for exactly one record per input use #[map]"
 )]
 pub trait FlatMapOutput<'a> {
@@ -43,6 +43,19 @@ impl<'a> FlatMapOutput<'a> for Vec<Record<'a>> {
     #[inline]
     fn push_into(mut self, out: &mut Vec<Record<'a>>) -> Result<(), UdfError> {
         out.append(&mut self);
+        Ok(())
+    }
+}
+
+/// Records from an iterator, emitted without collecting them first: return
+/// `Many(line.split(' ').map(...))` from a `#[flat_map]` to save an allocation per input.
+#[derive(Clone, Debug)]
+pub struct Many<I>(pub I);
+
+impl<'a, I: Iterator<Item = Record<'a>>> FlatMapOutput<'a> for Many<I> {
+    #[inline]
+    fn push_into(self, out: &mut Vec<Record<'a>>) -> Result<(), UdfError> {
+        out.extend(self.0);
         Ok(())
     }
 }

@@ -120,6 +120,72 @@ pub fn fields<const N: usize>(line: &str, sep: u8) -> Option<[&str; N]> {
     Some(out)
 }
 
+/// The pieces of `line` between occurrences of the ASCII byte `sep`, empty pieces kept (as
+/// Python's `line.split(sep)`), found 8 bytes at a time.
+///
+/// # Panics
+/// If `sep` is not ASCII.
+#[inline]
+pub fn split(line: &str, sep: u8) -> Split<'_> {
+    assert!(sep.is_ascii(), "split() splits at an ASCII byte");
+    Split {
+        line,
+        pos: 0,
+        sep,
+        pattern: LO.wrapping_mul(sep as u64),
+        done: false,
+    }
+}
+
+/// The iterator of [`split`].
+#[derive(Clone, Debug)]
+pub struct Split<'a> {
+    line: &'a str,
+    pos: usize,
+    sep: u8,
+    pattern: u64,
+    done: bool,
+}
+
+impl<'a> Split<'a> {
+    #[inline(always)]
+    fn next_sep(&self) -> Option<usize> {
+        let b = self.line.as_bytes();
+        let mut i = self.pos;
+        while i + 8 <= b.len() {
+            let m = zero_bytes(load8(b, i) ^ self.pattern);
+            if m != 0 {
+                return Some(i + (m.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        b[i..].iter().position(|&c| c == self.sep).map(|p| i + p)
+    }
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let start = self.pos;
+        match self.next_sep() {
+            Some(at) => {
+                self.pos = at + 1;
+                // `sep` is ASCII, so `at` and `at + 1` are character boundaries.
+                Some(&self.line[start..at])
+            }
+            None => {
+                self.done = true;
+                Some(&self.line[start..])
+            }
+        }
+    }
+}
+
 /// Parses a decimal integer with an optional leading `-` or `+` (no spaces, no `_`), 8 digits
 /// per step. `None` if it is not one or does not fit an `i64`.
 #[inline(always)]
@@ -194,6 +260,26 @@ mod tests {
         }
         assert_eq!(fields::<1>("a,b", b','), Some(["a,b"]));
         assert_eq!(fields::<2>("é|ü|x", b'|'), Some(["é", "ü|x"]));
+    }
+
+    #[test]
+    fn split_matches_str_split() {
+        for line in [
+            "",
+            " ",
+            "a",
+            "a b",
+            " a  b ",
+            "one two three four five six seven",
+            "ab cd ef gh ij",
+            "é ü x",
+            "        ",
+            "x        y",
+        ] {
+            let got: Vec<_> = split(line, b' ').collect();
+            let want: Vec<_> = line.split(' ').collect();
+            assert_eq!(got, want, "{line:?}");
+        }
     }
 
     #[test]

@@ -79,6 +79,15 @@ impl RecordBatch {
         })
     }
 
+    /// Records `start..end`.
+    pub fn iter_range(&self, start: usize, end: usize) -> impl ExactSizeIterator<Item = RecordRef<'_>> + '_ {
+        self.offsets[start..end].iter().map(|&at| {
+            Reader::new(&self.buf[at as usize..])
+                .record()
+                .expect("a RecordBatch holds well-formed records")
+        })
+    }
+
     /// The records whose selection byte is non-zero (a filter's result), copied from this batch.
     pub fn select(&self, selection: &[u8]) -> RecordBatch {
         let mut out = RecordBatch::with_capacity(self.len(), self.buf.len());

@@ -48,24 +48,48 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn plan(runtime: &Arc<Runtime>, spec: &str) -> Result<JobPlan> {
     let spec = job::parse(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let modules = LocalModules::new(runtime.clone(), [("examples".to_owned(), "builtin:examples".to_owned())].into(), ".".into());
+    let modules = LocalModules::new(
+        runtime.clone(),
+        [("examples".to_owned(), "builtin:examples".to_owned())].into(),
+        ".".into(),
+    );
     job::check(spec, &modules).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn pool(format: crate::job::spec::GeneratorFormat, lines: usize, count: usize) -> Result<Vec<RecordBatch>> {
     let mut g = GeneratorSource::new(format, None, lines as u64, 7, 1000);
-    (1..=count as u64).map(|k| g.next_batch(Tick { batch_id: k, time_ms: k as i64 * 1000 }).context("generator")).collect()
+    (1..=count as u64)
+        .map(|k| {
+            g.next_batch(Tick {
+                batch_id: k,
+                time_ms: k as i64 * 1000,
+            })
+            .context("generator")
+        })
+        .collect()
 }
 
 /// Runs `batches` batches (after 2 warm-up batches) cycling through `inputs`.
-fn measure(runtime: &Arc<Runtime>, plan: &JobPlan, workers: usize, inputs: &[RecordBatch], case: &Case) -> Result<Measured> {
+fn measure(
+    runtime: &Arc<Runtime>,
+    plan: &JobPlan,
+    workers: usize,
+    inputs: &[RecordBatch],
+    case: &Case,
+) -> Result<Measured> {
     let mut pipeline = plan.pipeline(runtime.clone(), &runtime.config().default_limits, workers);
     let mut times = Vec::with_capacity(case.batches);
     let mut total = 0.0;
     for k in 1..=(case.batches + 2) as u64 {
         let input = inputs[k as usize % inputs.len()].clone();
         let t = Instant::now();
-        pipeline.run_batch(Tick { batch_id: k, time_ms: k as i64 * plan.batch_ms }, input)?;
+        pipeline.run_batch(
+            Tick {
+                batch_id: k,
+                time_ms: k as i64 * plan.batch_ms,
+            },
+            input,
+        )?;
         let took = t.elapsed().as_secs_f64();
         if k > 2 {
             times.push(took * 1e3);
@@ -107,15 +131,31 @@ pub fn run(options: BenchOptions) -> Result<()> {
     println!("sluice bench: {cores} cores; every figure is processing time only (data generated beforehand)\n");
 
     println!("word count: 8-word lines (~31 B), Zipf(1) vocabulary of 1,000 words");
-    println!("{:<9} {:>10} {:>8} {:>14} {:>14} {:>9} {:>9}", "split", "lines/batch", "workers", "lines/s", "lines/s/core", "p50 ms", "p99 ms");
+    println!(
+        "{:<9} {:>10} {:>8} {:>14} {:>14} {:>9} {:>9}",
+        "split", "lines/batch", "workers", "lines/s", "lines/s/core", "p50 ms", "p99 ms"
+    );
     let wc = [(WORDS_WASM, "wasm"), (WORDS_NATIVE, "native")].map(|(s, n)| (plan(&runtime, s), n));
     for lines in [10_000usize, 100_000, 1_000_000] {
-        let case = Case { lines_per_batch: lines, batches: (3_000_000 / lines).clamp(5, 40) * scale / 3 };
-        let inputs = pool(crate::job::spec::GeneratorFormat::Words, lines, if lines >= 1_000_000 { 2 } else { 4 })?;
+        let case = Case {
+            lines_per_batch: lines,
+            batches: (3_000_000 / lines).clamp(5, 40) * scale / 3,
+        };
+        let inputs = pool(
+            crate::job::spec::GeneratorFormat::Words,
+            lines,
+            if lines >= 1_000_000 { 2 } else { 4 },
+        )?;
         let mut by = std::collections::BTreeMap::new();
         for workers in [1, cores] {
             for (p, name) in &wc {
-                let m = measure(&runtime, p.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?, workers, &inputs, &case)?;
+                let m = measure(
+                    &runtime,
+                    p.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?,
+                    workers,
+                    &inputs,
+                    &case,
+                )?;
                 println!(
                     "{name:<9} {lines:>10} {workers:>8} {:>14.0} {:>14.0} {:>9.2} {:>9.2}",
                     m.lines_per_s,
@@ -127,14 +167,23 @@ pub fn run(options: BenchOptions) -> Result<()> {
             }
         }
         for workers in [1, cores] {
-            println!("  -> {lines} lines, {workers} worker(s): native / wasm throughput = {:.2}", by[&(workers, "native")] / by[&(workers, "wasm")]);
+            println!(
+                "  -> {lines} lines, {workers} worker(s): native / wasm throughput = {:.2}",
+                by[&(workers, "native")] / by[&(workers, "wasm")]
+            );
         }
     }
 
     println!("\nscenario 1: visits per user over a window sliding 1 s, 100k lines a batch");
-    println!("{:<9} {:>7} {:>8} {:>14} {:>12} {:>9} {:>9}", "parse", "window", "workers", "lines/s", "ns/line", "p50 ms", "p99 ms");
+    println!(
+        "{:<9} {:>7} {:>8} {:>14} {:>12} {:>9} {:>9}",
+        "parse", "window", "workers", "lines/s", "ns/line", "p50 ms", "p99 ms"
+    );
     let inputs = pool(crate::job::spec::GeneratorFormat::Visits, 100_000, 4)?;
-    let case = Case { lines_per_batch: 100_000, batches: 20 * scale };
+    let case = Case {
+        lines_per_batch: 100_000,
+        batches: 20 * scale,
+    };
     for wasm in [true, false] {
         let mut per_line = Vec::new();
         for window in ["2s", "60s"] {
@@ -143,14 +192,32 @@ pub fn run(options: BenchOptions) -> Result<()> {
             let ns = 1e9 / m.lines_per_s;
             per_line.push(ns);
             let name = if wasm { "wasm" } else { "native" };
-            println!("{name:<9} {window:>7} {:>8} {:>14.0} {:>12.1} {:>9.2} {:>9.2}", 1, m.lines_per_s, ns, m.p50_ms, m.p99_ms);
+            println!(
+                "{name:<9} {window:>7} {:>8} {:>14.0} {:>12.1} {:>9.2} {:>9.2}",
+                1, m.lines_per_s, ns, m.p50_ms, m.p99_ms
+            );
         }
-        println!("  -> 60 s window costs {:.2}x the 2 s window per line", per_line[1] / per_line[0]);
+        println!(
+            "  -> 60 s window costs {:.2}x the 2 s window per line",
+            per_line[1] / per_line[0]
+        );
     }
 
     println!("\n100 ms batches at 1,000,000 lines/s offered (100k lines a batch), scenario 1 with wasm, all cores");
     let p = plan(&runtime, &visits("100ms", "60s", true))?;
-    let m = measure(&runtime, &p, cores, &inputs, &Case { lines_per_batch: 100_000, batches: 50 * scale })?;
-    println!("p50 {:.2} ms, p99 {:.2} ms per batch (budget 100 ms; target p99 < 50 ms); capacity {:.0} lines/s", m.p50_ms, m.p99_ms, m.lines_per_s);
+    let m = measure(
+        &runtime,
+        &p,
+        cores,
+        &inputs,
+        &Case {
+            lines_per_batch: 100_000,
+            batches: 50 * scale,
+        },
+    )?;
+    println!(
+        "p50 {:.2} ms, p99 {:.2} ms per batch (budget 100 ms; target p99 < 50 ms); capacity {:.0} lines/s",
+        m.p50_ms, m.p99_ms, m.lines_per_s
+    );
     Ok(())
 }

@@ -254,3 +254,79 @@ fn text_files_are_written_one_per_batch() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+#[test]
+fn union_state_and_window_counts_through_a_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.jsonl"), "[\"x\", \"y\"]\n[\"x\"]\n[]\n").unwrap();
+    std::fs::write(dir.path().join("b.jsonl"), "[\"x\"]\n[]\n[\"z\"]\n").unwrap();
+    let job = |name: &str, stages: &str| {
+        write_job(
+            dir.path(),
+            name,
+            &format!(
+                r#"{{ "name": "{name}", "batch_interval": "1s",
+                     "source": {{ "union": [ {{ "batches": {{ "path": "a.jsonl" }} }}, {{ "batches": {{ "path": "b.jsonl" }} }} ] }},
+                     "stages": {stages}, "sink": {{ "jsonl": {{}} }} }}"#
+            ),
+        )
+    };
+    let rows = |path: String, batches: &str| {
+        let out = sluice(&["run", &path, "--batches", batches], 30);
+        assert!(out.success, "{}", out.stderr);
+        sluice_tests::jsonl_records(&out.stdout)
+            .into_iter()
+            .map(|(b, k, v)| (b, k, v.as_i64().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let s = |v: &str| Some(v.to_owned());
+    // Running totals per value across batches (update_state_by_key with sum).
+    let state = job(
+        "state.json",
+        r#"[ { "key_by_value": {} }, { "set_value": 1 }, { "update_state_by_key": { "builtin": "sum" } } ]"#,
+    );
+    assert_eq!(
+        rows(state, "3"),
+        [
+            (1, s("x"), 2),
+            (1, s("y"), 1),
+            (2, s("x"), 3),
+            (2, s("y"), 1),
+            (3, s("x"), 3),
+            (3, s("y"), 1),
+            (3, s("z"), 1)
+        ]
+    );
+    // Records in the last 2 s (count_by_window emits 0 once the window empties).
+    let count = job(
+        "count.json",
+        r#"[ { "count_by_window": { "length": "2s", "slide": "1s" } } ]"#,
+    );
+    assert_eq!(
+        rows(count, "5"),
+        [(1, None, 3), (2, None, 4), (3, None, 2), (4, None, 1), (5, None, 0)]
+    );
+    // Per value in the last 2 s, zero counts dropped.
+    let by_value = job(
+        "by-value.json",
+        r#"[ { "count_by_value_and_window": { "length": "2s" } } ]"#,
+    );
+    assert_eq!(
+        rows(by_value, "4"),
+        [
+            (1, s("x"), 2),
+            (1, s("y"), 1),
+            (2, s("x"), 3),
+            (2, s("y"), 1),
+            (3, s("x"), 1),
+            (3, s("z"), 1),
+            (4, s("z"), 1)
+        ]
+    );
+    // The largest value of each window, keys ignored (reduce_by_window without an inverse).
+    let max = job(
+        "max.json",
+        r#"[ { "key_by_value": {} }, { "set_value": 7 }, { "reduce_by_window": { "length": "2s", "reduce": { "builtin": "max" } } } ]"#,
+    );
+    assert_eq!(rows(max, "5"), [(1, None, 7), (2, None, 7), (3, None, 7), (4, None, 7)]);
+}

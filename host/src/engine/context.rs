@@ -81,7 +81,7 @@ pub struct StageContext<'a> {
 pub const PARTITION_RECORDS_MIN: usize = 2048;
 /// Parts are at most this big, also on one worker: a wasm call's input and output then stay
 /// within a few MiB (cache-friendly, and far below a UDF's memory limit).
-pub const PARTITION_RECORDS_MAX: usize = 8192;
+pub const PARTITION_RECORDS_MAX: usize = 16384;
 
 impl<'a> StageContext<'a> {
     /// A context for `stage` in batch `tick`.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 
 use super::EngineError;
-use super::context::{StageContext, lossy};
+use super::context::{PARTITION_RECORDS_MIN, StageContext, lossy};
 use super::reducer::{Builtin, Folded, Reducer};
 use crate::batch::RecordBatch;
 use crate::runtime::RecordError;
@@ -35,17 +35,23 @@ pub fn reduce_by_key(
 }
 
 /// A native reduce by key: numbers folded as they are read (no value lists), on the workers in
-/// parallel for large batches (each folds a part, then the parts' maps are merged).
+/// parallel for large batches (each folds a range of records, then the maps are merged).
 fn fold_builtin_by_key(
     cx: &mut StageContext<'_>,
     builtin: Builtin,
     batch: &RecordBatch,
 ) -> Result<KeyedMap, EngineError> {
-    let parts = batch.split(cx.partitions_for(batch.len()));
-    let mut partials = if parts.len() == 1 {
-        vec![fold_part(cx, builtin, &parts[0])?]
+    let n = batch.len();
+    let parts = if n < PARTITION_RECORDS_MIN {
+        1
     } else {
-        cx.parallel(parts, |cx, part| fold_part(cx, builtin, &part))?
+        cx.workers.threads().min(n / (PARTITION_RECORDS_MIN / 2)).max(1)
+    };
+    let ranges: Vec<(usize, usize)> = (0..parts).map(|p| (p * n / parts, (p + 1) * n / parts)).collect();
+    let mut partials = if parts == 1 {
+        vec![fold_range(cx, builtin, batch, 0, n)?]
+    } else {
+        cx.parallel(ranges, |cx, (start, end)| fold_range(cx, builtin, batch, start, end))?
     };
     let mut total = partials.pop().unwrap_or_default();
     for p in partials {
@@ -53,17 +59,22 @@ fn fold_builtin_by_key(
             total.entry(k).and_modify(|a| *a = builtin.apply(*a, v)).or_insert(v);
         }
     }
-    Ok(total.into_iter().map(|(k, v)| (k, v.to_le_bytes().to_vec())).collect())
+    Ok(total
+        .into_iter()
+        .map(|(k, v)| (k.map(<[u8]>::to_vec), v.to_le_bytes().to_vec()))
+        .collect())
 }
 
-fn fold_part(
+fn fold_range<'a>(
     cx: &mut StageContext<'_>,
     builtin: Builtin,
-    part: &RecordBatch,
-) -> Result<FxHashMap<Key, i64>, EngineError> {
-    let mut m: FxHashMap<Option<&[u8]>, i64> = FxHashMap::default();
+    batch: &'a RecordBatch,
+    start: usize,
+    end: usize,
+) -> Result<FxHashMap<Option<&'a [u8]>, i64>, EngineError> {
+    let mut m: FxHashMap<Option<&'a [u8]>, i64> = FxHashMap::default();
     let mut refused = Vec::new();
-    for (i, r) in part.iter().enumerate() {
+    for (i, r) in (start..end).zip(batch.iter_range(start, end)) {
         match <[u8; 8]>::try_from(r.value) {
             Ok(a) => {
                 let v = i64::from_le_bytes(a);
@@ -80,11 +91,11 @@ fn fold_part(
             }),
         }
     }
-    cx.refuse(&refused, |i| match part.get(i as usize) {
+    cx.refuse(&refused, |i| match batch.get(i as usize) {
         Some(r) => (r.key.map(lossy), lossy(r.value)),
         None => (None, String::new()),
     })?;
-    Ok(m.into_iter().map(|(k, v)| (k.map(<[u8]>::to_vec), v)).collect())
+    Ok(m)
 }
 
 /// `a` combined with `b` per key: `f(a[k], b[k])` where both have `k`, else the one that has it.

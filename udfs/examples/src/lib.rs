@@ -6,15 +6,15 @@
 //! Counts are numbers in the SDK's encoding (8 bytes, little-endian), so the host's native `sum`
 //! and these UDFs can be mixed in one pipeline.
 
-use sluice_guest::{Record, UdfError, filter, flat_map, map, reduce, text};
+use sluice_guest::{Many, Record, UdfError, filter, flat_map, map, reduce, text};
 
 /// Splits a line on single spaces, keeping empty words, exactly as Python's `line.split(" ")`,
 /// and emits `(word, 1)` per word, ready for a sum by key (word count).
 #[flat_map]
-pub fn split_words(record: Record) -> Result<Vec<Record>, UdfError> {
+pub fn split_words(record: Record<'_>) -> Result<Many<impl Iterator<Item = Record<'_>>>, UdfError> {
     let ts = record.timestamp_ms;
     let line = record.value_text()?;
-    Ok(line.split(' ').map(|w| pair(w, ts)).collect())
+    Ok(Many(text::split(line, b' ').map(move |w| pair(w, ts))))
 }
 
 /// Splits a line on any run of whitespace (no empty words, as Python's `line.split()`) and
@@ -142,7 +142,7 @@ mod tests {
     fn words(line: &str) -> Vec<String> {
         split_words(Record::new(line))
             .unwrap()
-            .into_iter()
+            .0
             .map(|r| r.key_str().unwrap().unwrap().to_owned())
             .collect()
     }

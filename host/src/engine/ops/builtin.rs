@@ -7,6 +7,7 @@ use crate::batch::RecordBatch;
 use crate::engine::EngineError;
 use crate::engine::context::{StageContext, lossy};
 use crate::runtime::RecordError;
+use sluice_abi::RecordRef;
 
 /// Field `index` (from 0) of a line split at `sep`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,13 +55,6 @@ pub enum Builtin {
     FieldEquals { field: FieldSpec, equals: String },
 }
 
-enum Out<'a> {
-    Keep,
-    Drop,
-    Record(Option<Vec<u8>>, Vec<u8>),
-    Many(Vec<(Option<&'a [u8]>, &'a [u8])>),
-}
-
 fn text(v: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(v).map_err(|_| format!("value is not UTF-8 text: {:?}", lossy(v)))
 }
@@ -71,66 +65,61 @@ fn int(line: &str, s: &str) -> Result<i64, String> {
         .map_err(|_| format!("malformed line {line:?}: {s:?} is not an integer"))
 }
 
+/// Pieces of `line` split at `sep`: a `char` search for one-byte separators (memchr), a
+/// substring search otherwise.
+fn pieces<'a>(line: &'a str, sep: &'a str) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+    match sep.as_bytes() {
+        [b] if b.is_ascii() => Box::new(line.split(*b as char)),
+        _ => Box::new(line.split(sep)),
+    }
+}
+
 impl Builtin {
-    fn apply<'a>(&self, key: Option<&'a [u8]>, value: &'a [u8]) -> Result<Out<'a>, String> {
+    /// Appends what the stage makes of one record to `out`.
+    fn apply(&self, r: RecordRef<'_>, out: &mut RecordBatch) -> Result<(), String> {
         const ONE: [u8; 8] = 1i64.to_le_bytes();
-        Ok(match self {
+        let ts = r.timestamp_ms;
+        match self {
             Builtin::Split { sep, pairs } => {
-                let line = text(value)?;
-                Out::Many(
-                    line.split(sep.as_str())
-                        .map(|w| {
-                            if *pairs {
-                                (Some(w.as_bytes()), &ONE[..])
-                            } else {
-                                (key, w.as_bytes())
-                            }
-                        })
-                        .collect(),
-                )
-            }
-            Builtin::SplitWhitespace { pairs } => {
-                let line = text(value)?;
-                Out::Many(
-                    line.split_whitespace()
-                        .map(|w| {
-                            if *pairs {
-                                (Some(w.as_bytes()), &ONE[..])
-                            } else {
-                                (key, w.as_bytes())
-                            }
-                        })
-                        .collect(),
-                )
-            }
-            Builtin::KeyByField { field, bucket } => {
-                let line = text(value)?;
-                let f = field.get(line)?;
-                let k = match bucket {
-                    Some(b) => int(line, f)?.div_euclid(*b).to_string().into_bytes(),
-                    None => f.as_bytes().to_vec(),
-                };
-                Out::Record(Some(k), value.to_vec())
-            }
-            Builtin::PickField(field) => {
-                let line = text(value)?;
-                Out::Record(key.map(<[u8]>::to_vec), field.get(line)?.as_bytes().to_vec())
-            }
-            Builtin::ParseInt => {
-                let line = text(value)?;
-                Out::Record(key.map(<[u8]>::to_vec), int(line, line)?.to_le_bytes().to_vec())
-            }
-            Builtin::SetValue(n) => Out::Record(key.map(<[u8]>::to_vec), n.to_le_bytes().to_vec()),
-            Builtin::KeyByValue => Out::Record(Some(value.to_vec()), value.to_vec()),
-            Builtin::FieldEquals { field, equals } => {
-                let line = text(value)?;
-                if field.get(line)? == equals {
-                    Out::Keep
-                } else {
-                    Out::Drop
+                for w in pieces(text(r.value)?, sep) {
+                    if *pairs {
+                        out.push(Some(w.as_bytes()), &ONE, ts)
+                    } else {
+                        out.push(r.key, w.as_bytes(), ts)
+                    }
                 }
             }
-        })
+            Builtin::SplitWhitespace { pairs } => {
+                for w in text(r.value)?.split_whitespace() {
+                    if *pairs {
+                        out.push(Some(w.as_bytes()), &ONE, ts)
+                    } else {
+                        out.push(r.key, w.as_bytes(), ts)
+                    }
+                }
+            }
+            Builtin::KeyByField { field, bucket } => {
+                let line = text(r.value)?;
+                let f = field.get(line)?;
+                match bucket {
+                    Some(b) => out.push(Some(int(line, f)?.div_euclid(*b).to_string().as_bytes()), r.value, ts),
+                    None => out.push(Some(f.as_bytes()), r.value, ts),
+                }
+            }
+            Builtin::PickField(field) => out.push(r.key, field.get(text(r.value)?)?.as_bytes(), ts),
+            Builtin::ParseInt => {
+                let line = text(r.value)?;
+                out.push(r.key, &int(line, line)?.to_le_bytes(), ts);
+            }
+            Builtin::SetValue(n) => out.push(r.key, &n.to_le_bytes(), ts),
+            Builtin::KeyByValue => out.push(Some(r.value), r.value, ts),
+            Builtin::FieldEquals { field, equals } => {
+                if field.get(text(r.value)?)? == equals {
+                    out.push_ref(r);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -153,19 +142,11 @@ impl PartitionOp for Builtin {
         let mut out = RecordBatch::with_capacity(input.len(), input.as_abi_bytes().len());
         let mut errors = Vec::new();
         for (i, r) in input.iter().enumerate() {
-            match self.apply(r.key, r.value) {
-                Ok(Out::Keep) => out.push_ref(r),
-                Ok(Out::Drop) => {}
-                Ok(Out::Record(k, v)) => out.push(k.as_deref(), &v, r.timestamp_ms),
-                Ok(Out::Many(pieces)) => {
-                    for (k, v) in pieces {
-                        out.push(k, v, r.timestamp_ms);
-                    }
-                }
-                Err(message) => errors.push(RecordError {
+            if let Err(message) = self.apply(r, &mut out) {
+                errors.push(RecordError {
                     index: i as u32,
                     message,
-                }),
+                });
             }
         }
         cx.refuse(&errors, |i| match input.get(i as usize) {
