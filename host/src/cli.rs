@@ -15,7 +15,8 @@ use crate::runtime::{Runtime, RuntimeConfig};
 /// `sluice run JOB_FILE`: runs a job locally, output on stdout.
 pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the job file {}", path.display()))?;
-    let mut spec = job::parse(&text).map_err(|e| anyhow::anyhow!("{}{e}", path.display().to_string() + ": "))?;
+    let mut spec =
+        job::parse_file(path, &text).map_err(|e| anyhow::anyhow!("{}{e}", path.display().to_string() + ": "))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut paths: BTreeMap<String, String> = spec.modules.clone();
     for m in modules {

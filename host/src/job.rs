@@ -7,4 +7,4 @@ pub mod validate;
 
 pub use plan::JobPlan;
 pub use spec::JobSpec;
-pub use validate::{ModuleResolver, SpecError, SpecErrors, check, parse};
+pub use validate::{ModuleResolver, SpecError, SpecErrors, check, parse, parse_file, parse_yaml};

@@ -65,6 +65,11 @@ fn scenario_2_errors_per_minute() {
     let native = run_example("errors-per-minute-native.json", &[]);
     assert_eq!(wasm, native);
     assert_eq!(
+        run_example("errors-per-minute.yaml", &[]),
+        wasm,
+        "the YAML spec is the same job"
+    );
+    assert_eq!(
         printed(&wasm),
         batches(&[
             ("1000 ms (batch 1)", &["(28333333, 1)", "(28333334, 1)"]),

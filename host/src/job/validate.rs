@@ -89,8 +89,8 @@ fn field<T: DeserializeOwned>(v: &Value, path: &str, errors: &mut Vec<SpecError>
     }
 }
 
-/// Parses a spec, reporting every structural problem (bad JSON, unknown or missing fields,
-/// wrong types) with its path.
+/// Parses a JSON spec, reporting every structural problem (bad JSON, unknown or missing
+/// fields, wrong types) with its path.
 pub fn parse(text: &str) -> Result<JobSpec, SpecErrors> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         SpecErrors(vec![SpecError {
@@ -98,7 +98,30 @@ pub fn parse(text: &str) -> Result<JobSpec, SpecErrors> {
             message: format!("not valid JSON: {e}"),
         }])
     })?;
-    let Value::Object(obj) = &value else {
+    parse_value(&value)
+}
+
+/// Parses a YAML spec (the same fields as JSON), with the same checks.
+pub fn parse_yaml(text: &str) -> Result<JobSpec, SpecErrors> {
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| {
+        SpecErrors(vec![SpecError {
+            path: String::new(),
+            message: format!("not valid YAML: {e}"),
+        }])
+    })?;
+    parse_value(&value)
+}
+
+/// Parses a spec file: YAML for `.yaml` and `.yml`, JSON otherwise.
+pub fn parse_file(path: &std::path::Path, text: &str) -> Result<JobSpec, SpecErrors> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("yaml" | "yml") => parse_yaml(text),
+        _ => parse(text),
+    }
+}
+
+fn parse_value(value: &Value) -> Result<JobSpec, SpecErrors> {
+    let Value::Object(obj) = value else {
         return Err(SpecErrors(vec![SpecError {
             path: String::new(),
             message: "a job spec is a JSON object".into(),
@@ -126,7 +149,7 @@ pub fn parse(text: &str) -> Result<JobSpec, SpecErrors> {
         return Err(SpecErrors(errors));
     }
     let mut errors = Vec::new();
-    match field::<JobSpec>(&value, "", &mut errors) {
+    match field::<JobSpec>(value, "", &mut errors) {
         Some(spec) => Ok(spec),
         None => Err(SpecErrors(errors)),
     }
