@@ -27,6 +27,7 @@ pub trait Sink: Send {
 pub fn value_json(v: &[u8], ty: ValueType) -> serde_json::Value {
     match (ty, <[u8; 8]>::try_from(v)) {
         (ValueType::I64, Ok(a)) => serde_json::Value::from(i64::from_le_bytes(a)),
+        (ValueType::F64, Ok(a)) => serde_json::Value::from(f64::from_le_bytes(a)),
         _ => serde_json::Value::from(String::from_utf8_lossy(v).into_owned()),
     }
 }

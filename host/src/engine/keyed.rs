@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use super::EngineError;
 use super::context::{PARTITION_RECORDS_MIN, StageContext, lossy};
-use super::reducer::{Builtin, Folded, Reducer};
+use super::reducer::{Builtin, Folded, Reducer, avg_partial};
 use crate::batch::RecordBatch;
 use crate::runtime::RecordError;
 
@@ -55,13 +55,22 @@ fn fold_builtin_by_key(
     };
     let mut total = partials.pop().unwrap_or_default();
     for p in partials {
-        for (k, v) in p {
-            total.entry(k).and_modify(|a| *a = builtin.apply(*a, v)).or_insert(v);
+        for (k, (v, c)) in p {
+            total
+                .entry(k)
+                .and_modify(|(a, n)| (*a, *n) = (builtin.apply(*a, v), *n + c))
+                .or_insert((v, c));
         }
+    }
+    if builtin == Builtin::Avg {
+        return Ok(total
+            .into_iter()
+            .map(|(k, (sum, count))| (k.map(<[u8]>::to_vec), avg_partial(sum, count)))
+            .collect());
     }
     Ok(total
         .into_iter()
-        .map(|(k, v)| (k.map(<[u8]>::to_vec), v.to_le_bytes().to_vec()))
+        .map(|(k, (v, _))| (k.map(<[u8]>::to_vec), v.to_le_bytes().to_vec()))
         .collect())
 }
 
@@ -71,16 +80,16 @@ fn fold_range<'a>(
     batch: &'a RecordBatch,
     start: usize,
     end: usize,
-) -> Result<FxHashMap<Option<&'a [u8]>, i64>, EngineError> {
-    let mut m: FxHashMap<Option<&'a [u8]>, i64> = FxHashMap::default();
+) -> Result<FxHashMap<Option<&'a [u8]>, (i64, i64)>, EngineError> {
+    let mut m: FxHashMap<Option<&'a [u8]>, (i64, i64)> = FxHashMap::default();
     let mut refused = Vec::new();
     for (i, r) in (start..end).zip(batch.iter_range(start, end)) {
         match <[u8; 8]>::try_from(r.value) {
             Ok(a) => {
                 let v = i64::from_le_bytes(a);
                 m.entry(r.key)
-                    .and_modify(|acc| *acc = builtin.apply(*acc, v))
-                    .or_insert(v);
+                    .and_modify(|(acc, n)| (*acc, *n) = (builtin.apply(*acc, v), *n + 1))
+                    .or_insert((v, 1));
             }
             Err(_) => refused.push(RecordError {
                 index: i as u32,
@@ -157,13 +166,14 @@ fn collect(
     Ok(out)
 }
 
-/// The map as a batch, sorted by key, every record at `time_ms`.
-pub fn to_batch(map: &KeyedMap, time_ms: i64) -> RecordBatch {
+/// The map as a batch, sorted by key, every record at `time_ms`, each value `finish`ed by the
+/// reducer that made it (an average's partial becomes the average).
+pub fn to_batch(map: &KeyedMap, reducer: &Reducer, time_ms: i64) -> RecordBatch {
     let mut entries: Vec<_> = map.iter().collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = RecordBatch::with_capacity(entries.len(), entries.len() * 32);
     for (k, v) in entries {
-        out.push(k.as_deref(), v, time_ms);
+        out.push(k.as_deref(), &reducer.finish(v), time_ms);
     }
     out
 }

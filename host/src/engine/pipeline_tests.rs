@@ -204,3 +204,72 @@ fn a_bad_value_in_a_native_reduce_is_refused_per_record() {
     assert_eq!(out.dead_letters[0].value, "three");
     assert_eq!(out.counts[0].errors, 1);
 }
+
+fn floats(b: &RecordBatch) -> Vec<(String, f64)> {
+    b.iter()
+        .map(|r| {
+            (
+                String::from_utf8_lossy(r.key.unwrap()).into_owned(),
+                f64::from_le_bytes(r.value.try_into().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn avg_per_batch_and_over_a_window_with_its_inverse() {
+    use super::ops::{ReduceByKeyAndWindow, WindowFilter, WindowOutput};
+    let avg = || Reducer::builtin(Builtin::Avg);
+    let mut p = Pipeline::new(
+        runtime(),
+        vec![stage("avg", ReduceByKey(avg()))],
+        BadRecordPolicy::Fail,
+        1,
+    );
+    let out = p
+        .run_batch(
+            Tick {
+                batch_id: 1,
+                time_ms: B,
+            },
+            pairs(&[("a", 1), ("a", 2), ("b", 5)]),
+        )
+        .unwrap();
+    assert_eq!(floats(&out.output.unwrap()), [("a".into(), 1.5), ("b".into(), 5.0)]);
+
+    let with_inverse = Reducer::Builtin {
+        builtin: Builtin::Avg,
+        use_inverse: true,
+    };
+    for (reducer, filter) in [(with_inverse, Some(WindowFilter::NonZero)), (avg(), None)] {
+        let op = ReduceByKeyAndWindow::new(2 * B, B, B, reducer, filter, WindowOutput::ByKey);
+        let mut p = Pipeline::new(runtime(), vec![stage("w", op)], BadRecordPolicy::Fail, 1);
+        let batches = [pairs(&[("a", 1), ("b", 4)]), pairs(&[("a", 3)]), pairs(&[("b", 10)])];
+        let outs: Vec<_> = batches
+            .into_iter()
+            .enumerate()
+            .map(|(k, b)| {
+                floats(
+                    &p.run_batch(
+                        Tick {
+                            batch_id: k as u64 + 1,
+                            time_ms: (k as i64 + 1) * B,
+                        },
+                        b,
+                    )
+                    .unwrap()
+                    .output
+                    .unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outs,
+            [
+                vec![("a".into(), 1.0), ("b".into(), 4.0)],
+                vec![("a".into(), 2.0), ("b".into(), 4.0)],
+                vec![("a".into(), 3.0), ("b".into(), 10.0)]
+            ]
+        );
+    }
+}

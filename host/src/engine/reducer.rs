@@ -15,6 +15,9 @@ pub enum Builtin {
     Min,
     /// Maximum; no inverse.
     Max,
+    /// Average: folds `(sum, count)` partials (16 bytes) and outputs `sum / count` as an f64;
+    /// its inverse subtracts both.
+    Avg,
 }
 
 /// How a stage folds values.
@@ -40,13 +43,25 @@ impl Builtin {
     /// Folds two numbers.
     pub fn apply(self, a: i64, b: i64) -> i64 {
         match self {
-            Builtin::Sum => a.wrapping_add(b),
+            Builtin::Sum | Builtin::Avg => a.wrapping_add(b),
             Builtin::Min => a.min(b),
             Builtin::Max => a.max(b),
         }
     }
 
     fn fold_group(self, values: &[&[u8]], inverse: bool) -> Folded {
+        if self == Builtin::Avg {
+            let (mut sum, mut count) = pair(values[0])?;
+            for v in &values[1..] {
+                let (s, c) = pair(v)?;
+                if inverse {
+                    (sum, count) = (sum.wrapping_sub(s), count - c);
+                } else {
+                    (sum, count) = (sum.wrapping_add(s), count + c);
+                }
+            }
+            return Ok(avg_partial(sum, count));
+        }
         let mut acc = int(values[0])?;
         for v in &values[1..] {
             let v = int(v)?;
@@ -60,11 +75,29 @@ impl Builtin {
     }
 }
 
+/// An average's partial value: `[i64 sum][i64 count]`.
+pub fn avg_partial(sum: i64, count: i64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&sum.to_le_bytes());
+    v.extend_from_slice(&count.to_le_bytes());
+    v
+}
+
+fn pair(v: &[u8]) -> Result<(i64, i64), String> {
+    match <[u8; 16]>::try_from(v) {
+        Ok(a) => Ok((
+            i64::from_le_bytes(a[..8].try_into().expect("8 bytes")),
+            i64::from_le_bytes(a[8..].try_into().expect("8 bytes")),
+        )),
+        Err(_) => Err(format!("an average's partial value has 16 bytes, not {}", v.len())),
+    }
+}
+
 impl Reducer {
     /// Whether it has an inverse (sliding windows can subtract what leaves).
     pub fn has_inverse(&self) -> bool {
         match self {
-            Reducer::Builtin { builtin, use_inverse } => *use_inverse && *builtin == Builtin::Sum,
+            Reducer::Builtin { builtin, use_inverse } => *use_inverse && matches!(builtin, Builtin::Sum | Builtin::Avg),
             Reducer::Wasm { use_inverse, .. } => *use_inverse,
         }
     }
@@ -82,6 +115,31 @@ impl Reducer {
         Reducer::Builtin {
             builtin: Builtin::Sum,
             use_inverse: true,
+        }
+    }
+
+    /// The value a partial stands for in the output: `sum / count` (f64) for an average, the
+    /// partial itself otherwise.
+    pub fn finish(&self, partial: &[u8]) -> Vec<u8> {
+        match self {
+            Reducer::Builtin {
+                builtin: Builtin::Avg, ..
+            } => match pair(partial) {
+                Ok((sum, count)) if count != 0 => (sum as f64 / count as f64).to_le_bytes().to_vec(),
+                _ => f64::NAN.to_le_bytes().to_vec(),
+            },
+            _ => partial.to_vec(),
+        }
+    }
+
+    /// Whether a partial is the identity a windowed reduce with an inverse keeps for a key that
+    /// left (`0`; for an average, a count of 0): what the `nonzero` filter drops.
+    pub fn is_empty_partial(&self, partial: &[u8]) -> bool {
+        match self {
+            Reducer::Builtin {
+                builtin: Builtin::Avg, ..
+            } => pair(partial).is_ok_and(|(_, c)| c == 0),
+            _ => partial == 0i64.to_le_bytes(),
         }
     }
 

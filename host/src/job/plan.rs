@@ -103,6 +103,7 @@ fn reducer(r: &PlannedReducer, limits: &CallLimits) -> Reducer {
                 BuiltinReducer::Sum => Builtin::Sum,
                 BuiltinReducer::Min => Builtin::Min,
                 BuiltinReducer::Max => Builtin::Max,
+                BuiltinReducer::Avg => Builtin::Avg,
             },
             use_inverse: *inverse,
         },

@@ -51,6 +51,8 @@ pub enum ValueType {
     Text,
     /// A number: 8 bytes, little-endian.
     I64,
+    /// A floating-point number: 8 bytes, little-endian (what `avg` gives).
+    F64,
     /// Anything else.
     Bytes,
 }
@@ -60,6 +62,7 @@ impl fmt::Display for ValueType {
         f.write_str(match self {
             ValueType::Text => "text",
             ValueType::I64 => "i64",
+            ValueType::F64 => "f64",
             ValueType::Bytes => "bytes",
         })
     }
@@ -199,6 +202,8 @@ pub enum BuiltinReducer {
     Min,
     /// Maximum of numbers.
     Max,
+    /// Average of numbers (an f64); has an inverse.
+    Avg,
 }
 
 /// How values are folded: a built-in, or a wasm `reduce` UDF.

@@ -316,10 +316,10 @@ impl Checker<'_> {
                         "a built-in reducer's values are i64; `value` is only for UDFs",
                     );
                 }
-                if spec.inverse && *b != BuiltinReducer::Sum {
+                if spec.inverse && !matches!(b, BuiltinReducer::Sum | BuiltinReducer::Avg) {
                     self.err(
                         format!("{path}.inverse"),
-                        format!("{b:?} has no inverse; only sum has one (or use a UDF that exports one)")
+                        format!("{b:?} has no inverse; only sum and avg have one (or use a UDF that exports one)")
                             .to_lowercase(),
                     );
                 }
@@ -331,7 +331,11 @@ impl Checker<'_> {
                         builtin: *b,
                         inverse: spec.inverse,
                     },
-                    ValueType::I64,
+                    if *b == BuiltinReducer::Avg {
+                        ValueType::F64
+                    } else {
+                        ValueType::I64
+                    },
                 ))
             }
             (None, Some(udf), Some(function)) => {

@@ -19,7 +19,7 @@ impl Operator for ReduceByKey {
     ) -> Result<Option<RecordBatch>, EngineError> {
         let Some(input) = input else { return Ok(None) };
         let map = reduce_by_key(cx, &self.0, &input)?;
-        Ok(Some(to_batch(&map, cx.tick.time_ms)))
+        Ok(Some(to_batch(&map, &self.0, cx.tick.time_ms)))
     }
 }
 
@@ -43,8 +43,9 @@ impl Operator for CountByValue {
         input: Option<RecordBatch>,
     ) -> Result<Option<RecordBatch>, EngineError> {
         let Some(input) = input else { return Ok(None) };
-        let map = reduce_by_key(cx, &Reducer::builtin(Builtin::Sum), &values_as_keys(&input))?;
-        Ok(Some(to_batch(&map, cx.tick.time_ms)))
+        let sum = Reducer::builtin(Builtin::Sum);
+        let map = reduce_by_key(cx, &sum, &values_as_keys(&input))?;
+        Ok(Some(to_batch(&map, &sum, cx.tick.time_ms)))
     }
 }
 
@@ -75,6 +76,6 @@ impl Operator for UpdateStateByKey {
         let partial = reduce_by_key(cx, &self.reducer, &input)?;
         let state = std::mem::take(&mut self.state);
         self.state = combine(cx, &self.reducer, state, &partial, false)?;
-        Ok(Some(to_batch(&self.state, cx.tick.time_ms)))
+        Ok(Some(to_batch(&self.state, &self.reducer, cx.tick.time_ms)))
     }
 }

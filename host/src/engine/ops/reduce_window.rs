@@ -24,18 +24,12 @@ use crate::engine::keyed::{KeyedMap, combine, reduce_by_key, to_batch};
 use crate::engine::reducer::Reducer;
 
 /// Which keys survive a window with an inverse (Spark's `filterFunc`).
+///
+/// `NonZero` drops keys whose value is back to 0 (for an average, whose count is 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowFilter {
     /// Keep keys whose value is not the number 0.
     NonZero,
-}
-
-impl WindowFilter {
-    fn keep(self, value: &[u8]) -> bool {
-        match self {
-            WindowFilter::NonZero => value != 0i64.to_le_bytes(),
-        }
-    }
 }
 
 /// What the stage does to its input before, and to the window after.
@@ -135,11 +129,11 @@ impl ReduceByKeyAndWindow {
 
     fn finish(&self, map: &KeyedMap, time_ms: i64) -> RecordBatch {
         match self.output {
-            WindowOutput::ByKey | WindowOutput::CountByValue => to_batch(map, time_ms),
+            WindowOutput::ByKey | WindowOutput::CountByValue => to_batch(map, &self.reducer, time_ms),
             WindowOutput::Values | WindowOutput::Count => {
                 let mut out = RecordBatch::new();
                 for v in map.values() {
-                    out.push(None, v, time_ms);
+                    out.push(None, &self.reducer.finish(v), time_ms);
                 }
                 out
             }
@@ -206,7 +200,8 @@ impl Operator for ReduceByKeyAndWindow {
                     value = combine(cx, &self.reducer, value, &new, false)?;
                 }
                 if let Some(f) = self.filter {
-                    value.retain(|_, v| f.keep(v));
+                    let WindowFilter::NonZero = f;
+                    value.retain(|_, v| !self.reducer.is_empty_partial(v));
                 }
                 while partials.front().is_some_and(|(pt, _)| *pt <= t - length) {
                     partials.pop_front();
