@@ -74,14 +74,17 @@ fn fold_builtin_by_key(
         .collect())
 }
 
+/// Per key, the folded number and how many values went into it.
+type Folds<'a> = FxHashMap<Option<&'a [u8]>, (i64, i64)>;
+
 fn fold_range<'a>(
     cx: &mut StageContext<'_>,
     builtin: Builtin,
     batch: &'a RecordBatch,
     start: usize,
     end: usize,
-) -> Result<FxHashMap<Option<&'a [u8]>, (i64, i64)>, EngineError> {
-    let mut m: FxHashMap<Option<&'a [u8]>, (i64, i64)> = FxHashMap::default();
+) -> Result<Folds<'a>, EngineError> {
+    let mut m: Folds<'a> = FxHashMap::default();
     let mut refused = Vec::new();
     for (i, r) in (start..end).zip(batch.iter_range(start, end)) {
         match <[u8; 8]>::try_from(r.value) {
