@@ -35,44 +35,46 @@ impl<'a, E: Display> MapOutput<'a> for Result<Record<'a>, E> {
     note = "for exactly one record per input use #[map]"
 )]
 pub trait FlatMapOutput<'a> {
-    /// Appends the records to `out`, or returns the error for this input.
-    fn push_into(self, out: &mut Vec<Record<'a>>) -> Result<(), UdfError>;
+    /// Hands each record to `sink`, or returns the error for this input (before any record).
+    fn emit(self, sink: &mut impl FnMut(Record<'a>)) -> Result<(), UdfError>;
 }
 
 impl<'a> FlatMapOutput<'a> for Vec<Record<'a>> {
     #[inline]
-    fn push_into(mut self, out: &mut Vec<Record<'a>>) -> Result<(), UdfError> {
-        out.append(&mut self);
+    fn emit(self, sink: &mut impl FnMut(Record<'a>)) -> Result<(), UdfError> {
+        self.into_iter().for_each(sink);
         Ok(())
     }
 }
 
-/// Records from an iterator, emitted without collecting them first: return
+/// Records from an iterator, emitted as it yields them, without collecting: return
 /// `Many(line.split(' ').map(...))` from a `#[flat_map]` to save an allocation per input.
 #[derive(Clone, Debug)]
 pub struct Many<I>(pub I);
 
 impl<'a, I: Iterator<Item = Record<'a>>> FlatMapOutput<'a> for Many<I> {
     #[inline]
-    fn push_into(self, out: &mut Vec<Record<'a>>) -> Result<(), UdfError> {
-        out.extend(self.0);
+    fn emit(self, sink: &mut impl FnMut(Record<'a>)) -> Result<(), UdfError> {
+        self.0.for_each(sink);
         Ok(())
     }
 }
 
 impl<'a> FlatMapOutput<'a> for Option<Record<'a>> {
     #[inline]
-    fn push_into(self, out: &mut Vec<Record<'a>>) -> Result<(), UdfError> {
-        out.extend(self);
+    fn emit(self, sink: &mut impl FnMut(Record<'a>)) -> Result<(), UdfError> {
+        if let Some(r) = self {
+            sink(r);
+        }
         Ok(())
     }
 }
 
 impl<'a, T: FlatMapOutput<'a>, E: Display> FlatMapOutput<'a> for Result<T, E> {
     #[inline]
-    fn push_into(self, out: &mut Vec<Record<'a>>) -> Result<(), UdfError> {
+    fn emit(self, sink: &mut impl FnMut(Record<'a>)) -> Result<(), UdfError> {
         match self {
-            Ok(t) => t.push_into(out),
+            Ok(t) => t.emit(sink),
             Err(e) => Err(UdfError::new(e.to_string())),
         }
     }

@@ -8,7 +8,7 @@ mod kinds;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-pub use kinds::{run_filter, run_flat_map, run_map, run_reduce};
+pub use kinds::{Emitter, run_filter, run_flat_map, run_map, run_reduce};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use wasm::log as wasm_log;
 #[cfg(target_arch = "wasm32")]

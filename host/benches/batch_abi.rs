@@ -146,7 +146,7 @@ fn main() {
         pair!("filter", wasm: |b| inst.filter("is_click", b).unwrap().kept.len(),
               native: |b, o| run_filter(b, o, |r| FilterOutput::into_result(ex::is_click(r))).unwrap());
         pair!("filter+map", wasm: |b| inst.flat_map("clicks_by_user", b).unwrap().records.len(),
-              native: |b, o| run_flat_map(b, o, |r, acc| FlatMapOutput::push_into(ex::clicks_by_user(r), acc)).unwrap());
+              native: |b, o| run_flat_map(b, o, |r, e| FlatMapOutput::emit(ex::clicks_by_user(r), &mut |rec| e.push(&rec))).unwrap());
 
         g.bench_function(BenchmarkId::new("reduce/wasm", size), |b| {
             b.iter_custom(|iters| {

@@ -72,7 +72,7 @@ fn native_flat_map<'a, O: FlatMapOutput<'a>>(
     let (mut out, mut errors) = (Vec::new(), Vec::new());
     for (i, r) in batch.iter().enumerate() {
         let mut acc = Vec::new();
-        match f(native_record(r)).push_into(&mut acc) {
+        match f(native_record(r)).emit(&mut |rec| acc.push(rec)) {
             Ok(()) => out.extend(acc.iter().map(owned)),
             Err(e) => errors.push(err(i, e)),
         }

@@ -16,7 +16,7 @@ pub fn expand(udf: &Udf) -> TokenStream {
             ::sluice_guest::rt::run_map(input, out, |r| ::sluice_guest::MapOutput::into_result(#f(r)))
         },
         Kind::FlatMap => quote! {
-            ::sluice_guest::rt::run_flat_map(input, out, |r, acc| ::sluice_guest::FlatMapOutput::push_into(#f(r), acc))
+            ::sluice_guest::rt::run_flat_map(input, out, |r, e| ::sluice_guest::FlatMapOutput::emit(#f(r), &mut |rec| e.push(&rec)))
         },
         Kind::Filter => quote! {
             ::sluice_guest::rt::run_filter(input, out, |r| ::sluice_guest::FilterOutput::into_result(#f(r)))

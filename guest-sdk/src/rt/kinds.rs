@@ -61,28 +61,37 @@ pub fn run_map(
     Ok(())
 }
 
-/// `flat_map`: `[u32 n_out][record × n_out][u32 n_err][error × n_err]`.
+/// Where a flat_map's records go: encoded into the output as they come.
+pub struct Emitter<'o> {
+    out: &'o mut Vec<u8>,
+    count: u32,
+}
+
+impl Emitter<'_> {
+    /// Encodes one output record.
+    #[inline(always)]
+    pub fn push(&mut self, r: &Record<'_>) {
+        put(self.out, r);
+        self.count += 1;
+    }
+}
+
+/// `flat_map`: `[u32 n_out][record × n_out][u32 n_err][error × n_err]`. Records are encoded as
+/// the function emits them; an input in error emits none (its `Result` is known first).
 pub fn run_flat_map(
     input: &[u8],
     out: &mut Vec<u8>,
-    mut f: impl for<'a> FnMut(Record<'a>, &mut Vec<Record<'a>>) -> Result<(), UdfError>,
+    mut f: impl for<'a> FnMut(Record<'a>, &mut Emitter<'_>) -> Result<(), UdfError>,
 ) -> Result<(), UdfError> {
     let mut errors = Vec::new();
     put_u32(out, 0);
-    let mut n_out = 0u32;
-    let mut scratch = Vec::new();
+    let mut emitter = Emitter { out, count: 0 };
     for_each_record(input, |i, rec| {
-        match f(rec, &mut scratch) {
-            Ok(()) => {
-                for r in &scratch {
-                    put(out, r);
-                }
-                n_out += scratch.len() as u32;
-            }
-            Err(e) => errors.push((i, e)),
+        if let Err(e) = f(rec, &mut emitter) {
+            errors.push((i, e));
         }
-        scratch.clear();
     })?;
+    let n_out = emitter.count;
     patch_u32(out, 0, n_out);
     put_errors(out, &errors);
     Ok(())
