@@ -75,6 +75,9 @@ pub struct StageContext<'a> {
     pub dead_letters: Vec<DeadLetter>,
     /// Records refused by this stage in this batch.
     pub errors: u64,
+    /// Index in the stage's input of the first record of the part being processed (errors
+    /// name records by their index in the whole input).
+    pub first_record: u32,
 }
 
 /// Batches smaller than this run as one part on one worker: splitting costs more than it saves.
@@ -100,6 +103,7 @@ impl<'a> StageContext<'a> {
             stage,
             dead_letters: Vec::new(),
             errors: 0,
+            first_record: 0,
         }
     }
 
@@ -177,7 +181,7 @@ impl<'a> StageContext<'a> {
                     return Err(EngineError::BadRecord {
                         stage: self.stage.to_owned(),
                         batch_id: self.tick.batch_id,
-                        index: e.index,
+                        index: self.first_record + e.index,
                         message: e.message.clone(),
                         record: cut(&record, 200),
                     });

@@ -61,8 +61,19 @@ impl Pipeline {
             let mut cx = StageContext::new(&self.runtime, &self.workers, self.policy, tick, &stage.name);
             data = match (stage.op.partitioned(), data) {
                 (Some(op), Some(input)) if cx.partitions_for(input.len()) > 1 => {
-                    let parts = input.split(cx.partitions_for(input.len()));
-                    let outs = cx.parallel(parts, |cx, part| op.on_partition(cx, part))?;
+                    let mut first = 0;
+                    let parts: Vec<(usize, RecordBatch)> = input
+                        .split(cx.partitions_for(input.len()))
+                        .into_iter()
+                        .map(|p| {
+                            first += p.len();
+                            (first - p.len(), p)
+                        })
+                        .collect();
+                    let outs = cx.parallel(parts, |cx, (first, part)| {
+                        cx.first_record = first as u32;
+                        op.on_partition(cx, part)
+                    })?;
                     Some(RecordBatch::concat(&outs))
                 }
                 (_, data) => stage.op.on_batch(&mut cx, data)?,

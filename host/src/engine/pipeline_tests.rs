@@ -273,3 +273,39 @@ fn avg_per_batch_and_over_a_window_with_its_inverse() {
         );
     }
 }
+
+#[test]
+fn a_refused_record_is_named_by_its_index_in_the_whole_batch_when_split() {
+    use super::EngineError;
+    use crate::engine::ops::FieldSpec;
+    let key_by = BuiltinOp::KeyByField {
+        field: FieldSpec {
+            sep: ",".into(),
+            index: 1,
+        },
+        bucket: None,
+    };
+    let mut p = Pipeline::new(runtime(), vec![stage("key", key_by)], BadRecordPolicy::Fail, 2);
+    let mut b = RecordBatch::new();
+    for i in 0..6000 {
+        let line = if i == 4321 {
+            "no-comma".to_owned()
+        } else {
+            format!("{i},x")
+        };
+        b.push(None, line.as_bytes(), 0);
+    }
+    match p.run_batch(
+        Tick {
+            batch_id: 1,
+            time_ms: B,
+        },
+        b,
+    ) {
+        Err(EngineError::BadRecord { index, record, .. }) => {
+            assert_eq!(index, 4321);
+            assert!(record.contains("no-comma"), "{record}");
+        }
+        other => panic!("expected a refused record, got {other:?}"),
+    }
+}
