@@ -10,3 +10,4 @@ mod load_errors;
 mod native_parity;
 mod run_jobs;
 mod sandbox;
+mod scheduler;
