@@ -12,6 +12,18 @@ fn with_cache(dir: &std::path::Path) -> Runtime {
     .unwrap()
 }
 
+/// A fresh runtime on the cache directory loads the examples and runs one of them.
+fn restart_and_run(dir: &std::path::Path) {
+    let rt = with_cache(dir);
+    let m = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
+    let out = rt
+        .instantiate(&m, &rt.config().default_limits)
+        .unwrap()
+        .map("parse_visit", &batch(&["u,1,/"]))
+        .unwrap();
+    assert_eq!(out.records.len(), 1);
+}
+
 fn artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -49,16 +61,7 @@ fn artifacts_survive_a_restart_and_tampered_ones_are_recompiled() {
 
     // A restart loads the artifact (the file is not rewritten) and it runs.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    {
-        let rt = with_cache(dir.path());
-        let m = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
-        let out = rt
-            .instantiate(&m, &rt.config().default_limits)
-            .unwrap()
-            .map("parse_visit", &batch(&["u,1,/"]))
-            .unwrap();
-        assert_eq!(out.records.len(), 1);
-    }
+    restart_and_run(dir.path());
     assert_eq!(std::fs::metadata(&files[0]).unwrap().modified().unwrap(), written);
 
     // Flip one byte of the artifact: its tag no longer verifies, so it is recompiled (and
@@ -67,16 +70,7 @@ fn artifacts_survive_a_restart_and_tampered_ones_are_recompiled() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&files[0], &bytes).unwrap();
-    {
-        let rt = with_cache(dir.path());
-        let m = rt.load("examples@1", sluice_udf_artifacts::EXAMPLES).unwrap();
-        let out = rt
-            .instantiate(&m, &rt.config().default_limits)
-            .unwrap()
-            .map("parse_visit", &batch(&["u,1,/"]))
-            .unwrap();
-        assert_eq!(out.records.len(), 1);
-    }
+    restart_and_run(dir.path());
     assert_ne!(
         std::fs::read(&files[0]).unwrap(),
         bytes,

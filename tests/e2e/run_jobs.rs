@@ -335,3 +335,59 @@ fn union_state_and_window_counts_through_a_spec() {
     );
     assert_eq!(rows(max, "5"), [(1, None, 7), (2, None, 7), (3, None, 7), (4, None, 7)]);
 }
+
+#[test]
+fn count_and_avg_reducers_through_a_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "[\"a,1\", \"b,10\", \"a,4\"]\n[\"a,7\"]\n").unwrap();
+    let job = |name: &str, stage: &str| {
+        write_job(
+            dir.path(),
+            name,
+            &format!(
+                r#"{{ "name": "{name}", "batch_interval": "1s", "source": {{ "batches": {{ "path": "in.jsonl" }} }},
+                     "stages": [ {{ "key_by": {{ "field": 0 }} }}, {{ "pick": {{ "field": 1 }} }}, {{ "parse_int": {{}} }}, {stage} ],
+                     "sink": {{ "jsonl": {{}} }} }}"#
+            ),
+        )
+    };
+    let rows = |path: String| {
+        let out = sluice(&["run", &path], 30);
+        assert!(out.success, "{}", out.stderr);
+        sluice_tests::jsonl_records(&out.stdout)
+            .into_iter()
+            .map(|(b, k, v)| (b, k.unwrap(), v))
+            .collect::<Vec<_>>()
+    };
+    let count = rows(job("count.json", r#"{ "reduce_by_key": { "builtin": "count" } }"#));
+    // count needs no numbers: counting the text values works too.
+    let text = write_job(
+        dir.path(),
+        "count-text.json",
+        &std::fs::read_to_string(dir.path().join("count.json"))
+            .unwrap()
+            .replace(r#"{ "parse_int": {} }, "#, ""),
+    );
+    assert_eq!(rows(text), count);
+    assert_eq!(
+        count,
+        [
+            (1, "a".into(), 2.into()),
+            (1, "b".into(), 1.into()),
+            (2, "a".into(), 1.into())
+        ]
+    );
+    let avg = rows(job(
+        "avg.json",
+        r#"{ "reduce_by_key_and_window": { "length": "2s", "reduce": { "builtin": "avg", "inverse": true } } }"#,
+    ));
+    assert_eq!(
+        avg,
+        [
+            (1, "a".into(), 2.5.into()),
+            (1, "b".into(), 10.0.into()),
+            (2, "a".into(), 4.0.into()),
+            (2, "b".into(), 10.0.into())
+        ]
+    );
+}

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::workers::Workers;
 use super::{EngineError, Tick};
+use crate::batch::RecordBatch;
 use crate::runtime::{CallLimits, LoadedModule, RecordError, Runtime, UdfError, UdfInstance};
 
 /// What to do with a record a UDF (or built-in) refuses.
@@ -199,6 +200,14 @@ impl<'a> StageContext<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Describes record `i` of `batch` as `(key, value)` text, for `StageContext::refuse`.
+pub fn describe(batch: &RecordBatch) -> impl Fn(u32) -> (Option<String>, String) + '_ {
+    |i| match batch.get(i as usize) {
+        Some(r) => (r.key.map(lossy), lossy(r.value)),
+        None => (None, String::new()),
     }
 }
 

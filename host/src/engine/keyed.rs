@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 
 use super::EngineError;
-use super::context::{PARTITION_RECORDS_MIN, StageContext, lossy};
+use super::context::{PARTITION_RECORDS_MIN, StageContext, describe, lossy};
 use super::reducer::{Builtin, Folded, Reducer, avg_partial};
 use crate::batch::RecordBatch;
 use crate::runtime::RecordError;
@@ -48,13 +48,34 @@ fn fold_builtin_by_key(
         cx.workers.threads().min(n / (PARTITION_RECORDS_MIN / 2)).max(1)
     };
     let ranges: Vec<(usize, usize)> = (0..parts).map(|p| (p * n / parts, (p + 1) * n / parts)).collect();
-    let mut partials = if parts == 1 {
-        vec![fold_range(cx, builtin, batch, 0, n)?]
+    let partials = if parts == 1 {
+        vec![owned(fold_range(cx, builtin, batch, 0, n)?)]
     } else {
-        cx.parallel(ranges, |cx, (start, end)| fold_range(cx, builtin, batch, start, end))?
+        cx.parallel(ranges, |cx, (start, end)| {
+            fold_range(cx, builtin, batch, start, end).map(owned)
+        })?
     };
-    let mut total = partials.pop().unwrap_or_default();
-    for p in partials {
+    Ok(merge_folds(builtin, partials))
+}
+
+/// Per key, the folded number and how many values went into it, with owned keys: what one
+/// part of a batch contributes to a native reduce by key.
+pub type OwnedFolds = FxHashMap<Key, (i64, i64)>;
+
+fn owned(m: Folds<'_>) -> OwnedFolds {
+    m.into_iter().map(|(k, v)| (k.map(<[u8]>::to_vec), v)).collect()
+}
+
+/// Folds a whole part natively (a map-side combine: the pipeline runs it right after the stage
+/// that made the part, while the part is still in cache).
+pub fn fold_part(cx: &mut StageContext<'_>, builtin: Builtin, part: &RecordBatch) -> Result<OwnedFolds, EngineError> {
+    fold_range(cx, builtin, part, 0, part.len()).map(owned)
+}
+
+/// Merges the parts' folds into one value per key (an average as its `(sum, count)` partial).
+pub fn merge_folds(builtin: Builtin, mut parts: Vec<OwnedFolds>) -> KeyedMap {
+    let mut total = parts.pop().unwrap_or_default();
+    for p in parts {
         for (k, (v, c)) in p {
             total
                 .entry(k)
@@ -62,16 +83,19 @@ fn fold_builtin_by_key(
                 .or_insert((v, c));
         }
     }
-    if builtin == Builtin::Avg {
-        return Ok(total
-            .into_iter()
-            .map(|(k, (sum, count))| (k.map(<[u8]>::to_vec), avg_partial(sum, count)))
-            .collect());
-    }
-    Ok(total
+    total
         .into_iter()
-        .map(|(k, (v, _))| (k.map(<[u8]>::to_vec), v.to_le_bytes().to_vec()))
-        .collect())
+        .map(|(k, (v, count))| {
+            (
+                k,
+                if builtin == Builtin::Avg {
+                    avg_partial(v, count)
+                } else {
+                    v.to_le_bytes().to_vec()
+                },
+            )
+        })
+        .collect()
 }
 
 /// Per key, the folded number and how many values went into it.
@@ -87,7 +111,12 @@ fn fold_range<'a>(
     let mut m: Folds<'a> = FxHashMap::default();
     let mut refused = Vec::new();
     for (i, r) in (start..end).zip(batch.iter_range(start, end)) {
-        match <[u8; 8]>::try_from(r.value) {
+        let value = if builtin == Builtin::Count {
+            Ok(1i64.to_le_bytes())
+        } else {
+            <[u8; 8]>::try_from(r.value)
+        };
+        match value {
             Ok(a) => {
                 let v = i64::from_le_bytes(a);
                 m.entry(r.key)
@@ -103,10 +132,7 @@ fn fold_range<'a>(
             }),
         }
     }
-    cx.refuse(&refused, |i| match batch.get(i as usize) {
-        Some(r) => (r.key.map(lossy), lossy(r.value)),
-        None => (None, String::new()),
-    })?;
+    cx.refuse(&refused, describe(batch))?;
     Ok(m)
 }
 

@@ -33,6 +33,13 @@ pub trait Operator: Send {
     fn partitioned(&self) -> Option<&dyn PartitionOp> {
         None
     }
+
+    /// For a per-batch native keyed reduce: its built-in, so the pipeline can fold each part of
+    /// the previous (partitioned) stage's output right where it is made (a map-side combine)
+    /// instead of joining the parts first.
+    fn map_side_fold(&self) -> Option<crate::engine::reducer::Builtin> {
+        None
+    }
 }
 
 /// A stage that treats each record on its own, so parts of a batch can run in parallel and be

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use super::context::{BadRecordPolicy, DeadLetter, StageContext, StageCounts};
+use super::context::{BadRecordPolicy, DeadLetter, PARTITION_RECORDS_MIN, StageContext, StageCounts};
+use super::keyed;
 use super::ops::Operator;
+use super::reducer::Reducer;
 use super::workers::Workers;
 use super::{EngineError, Tick};
 use crate::batch::RecordBatch;
@@ -56,36 +58,35 @@ impl Pipeline {
         let mut data = Some(input);
         let mut counts = Vec::with_capacity(self.stages.len());
         let mut dead_letters = Vec::new();
-        for stage in &mut self.stages {
+        let mut i = 0;
+        while i < self.stages.len() {
+            if let Some(out) = self.try_map_side_combine(i, tick, &mut data, &mut counts, &mut dead_letters)? {
+                data = Some(out);
+                i += 2;
+                continue;
+            }
+            let stage = &mut self.stages[i];
             let records_in = data.as_ref().map_or(0, |b| b.len() as u64);
             let mut cx = StageContext::new(&self.runtime, &self.workers, self.policy, tick, &stage.name);
             data = match (stage.op.partitioned(), data) {
                 (Some(op), Some(input)) if cx.partitions_for(input.len()) > 1 => {
-                    let mut first = 0;
-                    let parts: Vec<(usize, RecordBatch)> = input
-                        .split(cx.partitions_for(input.len()))
-                        .into_iter()
-                        .map(|p| {
-                            first += p.len();
-                            (first - p.len(), p)
-                        })
-                        .collect();
+                    let parts = numbered_parts(&input, cx.partitions_for(input.len()));
                     let outs = cx.parallel(parts, |cx, (first, part)| {
-                        cx.first_record = first as u32;
+                        cx.first_record = first;
                         op.on_partition(cx, part)
                     })?;
                     Some(RecordBatch::concat(&outs))
                 }
                 (_, data) => stage.op.on_batch(&mut cx, data)?,
             };
-            let errors = cx.errors;
             dead_letters.append(&mut cx.dead_letters);
             counts.push(StageCounts {
                 stage: stage.name.clone(),
                 records_in,
                 records_out: data.as_ref().map_or(0, |b| b.len() as u64),
-                errors,
+                errors: cx.errors,
             });
+            i += 1;
         }
         Ok(BatchOutput {
             tick,
@@ -94,4 +95,93 @@ impl Pipeline {
             dead_letters,
         })
     }
+
+    /// Stage `i` treats records on their own and stage `i + 1` is a native reduce by key: each
+    /// part of a large batch goes through stage `i` and is folded at once on the same worker (a
+    /// map-side combine, as Spark's `reduceByKey`); only the small per-part folds are merged. The
+    /// parts' outputs are never joined. `None` when the two stages do not fit this.
+    fn try_map_side_combine(
+        &self,
+        i: usize,
+        tick: Tick,
+        data: &mut Option<RecordBatch>,
+        counts: &mut Vec<StageCounts>,
+        dead_letters: &mut Vec<DeadLetter>,
+    ) -> Result<Option<RecordBatch>, EngineError> {
+        use rayon::prelude::*;
+        let (Some(first), Some(second)) = (self.stages.get(i), self.stages.get(i + 1)) else {
+            return Ok(None);
+        };
+        let (Some(op), Some(builtin)) = (first.op.partitioned(), second.op.map_side_fold()) else {
+            return Ok(None);
+        };
+        let Some(input) = data.as_ref().filter(|b| b.len() >= PARTITION_RECORDS_MIN) else {
+            return Ok(None);
+        };
+        let cx = StageContext::new(&self.runtime, &self.workers, self.policy, tick, &first.name);
+        let parts = numbered_parts(input, cx.partitions_for(input.len()));
+        let records_in = input.len() as u64;
+        let (runtime, workers, policy) = (&*self.runtime, &self.workers, self.policy);
+        let (name_a, name_b) = (first.name.as_str(), second.name.as_str());
+        let results: Vec<_> = self.workers.install(|| {
+            parts
+                .into_par_iter()
+                .map(|(start, part)| {
+                    let mut a = StageContext::new(runtime, workers, policy, tick, name_a);
+                    a.first_record = start;
+                    let out = op.on_partition(&mut a, part)?;
+                    // Indexes of refused records in the second stage count from this part's output.
+                    let mut b = StageContext::new(runtime, workers, policy, tick, name_b);
+                    let folds = keyed::fold_part(&mut b, builtin, &out)?;
+                    Ok::<_, EngineError>((
+                        out.len() as u64,
+                        folds,
+                        a.dead_letters,
+                        a.errors,
+                        b.dead_letters,
+                        b.errors,
+                    ))
+                })
+                .collect()
+        });
+        let (mut mid, mut folds, mut errors_a, mut errors_b, mut dead_b) = (0, Vec::new(), 0, 0, Vec::new());
+        for r in results {
+            let (n, f, mut da, ea, db, eb) = r?;
+            mid += n;
+            folds.push(f);
+            dead_letters.append(&mut da);
+            dead_b.extend(db);
+            errors_a += ea;
+            errors_b += eb;
+        }
+        dead_letters.append(&mut dead_b);
+        let reducer = Reducer::builtin(builtin);
+        let out = keyed::to_batch(&keyed::merge_folds(builtin, folds), &reducer, tick.time_ms);
+        counts.push(StageCounts {
+            stage: first.name.clone(),
+            records_in,
+            records_out: mid,
+            errors: errors_a,
+        });
+        counts.push(StageCounts {
+            stage: second.name.clone(),
+            records_in: mid,
+            records_out: out.len() as u64,
+            errors: errors_b,
+        });
+        Ok(Some(out))
+    }
+}
+
+/// `input` in `n` parts, each with the index of its first record.
+fn numbered_parts(input: &RecordBatch, n: usize) -> Vec<(u32, RecordBatch)> {
+    let mut first = 0u32;
+    input
+        .split(n)
+        .into_iter()
+        .map(|p| {
+            first += p.len() as u32;
+            (first - p.len() as u32, p)
+        })
+        .collect()
 }

@@ -92,6 +92,15 @@ fn parallel_partitions_give_the_single_worker_result() {
     };
     let one = run_parallel(1, words, text);
     assert_eq!(one[0].iter().map(|(_, n)| n).sum::<i64>(), 36_000);
+    // The map-side combine (large batches) gives what counting every word by hand gives.
+    let mut by_hand = std::collections::BTreeMap::<String, i64>::new();
+    for r in text(1).iter() {
+        for w in std::str::from_utf8(r.value).unwrap().split(' ') {
+            *by_hand.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    let by_hand: Vec<_> = by_hand.into_iter().map(|(k, n)| (Some(k), n)).collect();
+    assert_eq!(one[0], by_hand);
     assert_eq!(run_parallel(3, words, text), one);
 }
 

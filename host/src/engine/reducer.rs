@@ -15,6 +15,8 @@ pub enum Builtin {
     Min,
     /// Maximum; no inverse.
     Max,
+    /// Count of records (values of any type); its partials are summed; has an inverse.
+    Count,
     /// Average: folds `(sum, count)` partials (16 bytes) and outputs `sum / count` as an f64;
     /// its inverse subtracts both.
     Avg,
@@ -43,7 +45,7 @@ impl Builtin {
     /// Folds two numbers.
     pub fn apply(self, a: i64, b: i64) -> i64 {
         match self {
-            Builtin::Sum | Builtin::Avg => a.wrapping_add(b),
+            Builtin::Sum | Builtin::Count | Builtin::Avg => a.wrapping_add(b),
             Builtin::Min => a.min(b),
             Builtin::Max => a.max(b),
         }
@@ -97,7 +99,9 @@ impl Reducer {
     /// Whether it has an inverse (sliding windows can subtract what leaves).
     pub fn has_inverse(&self) -> bool {
         match self {
-            Reducer::Builtin { builtin, use_inverse } => *use_inverse && matches!(builtin, Builtin::Sum | Builtin::Avg),
+            Reducer::Builtin { builtin, use_inverse } => {
+                *use_inverse && matches!(builtin, Builtin::Sum | Builtin::Count | Builtin::Avg)
+            }
             Reducer::Wasm { use_inverse, .. } => *use_inverse,
         }
     }

@@ -104,6 +104,7 @@ fn reducer(r: &PlannedReducer, limits: &CallLimits) -> Reducer {
                 BuiltinReducer::Min => Builtin::Min,
                 BuiltinReducer::Max => Builtin::Max,
                 BuiltinReducer::Avg => Builtin::Avg,
+                BuiltinReducer::Count => Builtin::Count,
             },
             use_inverse: *inverse,
         },

@@ -204,6 +204,8 @@ pub enum BuiltinReducer {
     Max,
     /// Average of numbers (an f64); has an inverse.
     Avg,
+    /// Number of records (their values may be anything); has an inverse.
+    Count,
 }
 
 /// How values are folded: a built-in, or a wasm `reduce` UDF.

@@ -304,23 +304,27 @@ impl Checker<'_> {
     ) -> Option<(PlannedReducer, ValueType)> {
         match (&spec.builtin, &spec.udf, &spec.function) {
             (Some(b), None, None) => {
-                self.needs(
-                    path,
-                    &format!("the built-in {b:?}").to_lowercase(),
-                    ValueType::I64,
-                    stream,
-                );
+                if *b != BuiltinReducer::Count {
+                    self.needs(
+                        path,
+                        &format!("the built-in {b:?}").to_lowercase(),
+                        ValueType::I64,
+                        stream,
+                    );
+                }
                 if spec.value.is_some() {
                     self.err(
                         format!("{path}.value"),
                         "a built-in reducer's values are i64; `value` is only for UDFs",
                     );
                 }
-                if spec.inverse && !matches!(b, BuiltinReducer::Sum | BuiltinReducer::Avg) {
+                if spec.inverse && !matches!(b, BuiltinReducer::Sum | BuiltinReducer::Avg | BuiltinReducer::Count) {
                     self.err(
                         format!("{path}.inverse"),
-                        format!("{b:?} has no inverse; only sum and avg have one (or use a UDF that exports one)")
-                            .to_lowercase(),
+                        format!(
+                            "{b:?} has no inverse; only sum, count and avg have one (or use a UDF that exports one)"
+                        )
+                        .to_lowercase(),
                     );
                 }
                 if spec.inverse && !windowed {

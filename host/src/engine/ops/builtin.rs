@@ -5,7 +5,7 @@
 use super::{Operator, PartitionOp};
 use crate::batch::RecordBatch;
 use crate::engine::EngineError;
-use crate::engine::context::{StageContext, lossy};
+use crate::engine::context::{StageContext, describe, lossy};
 use crate::runtime::RecordError;
 use sluice_abi::RecordRef;
 
@@ -149,10 +149,7 @@ impl PartitionOp for Builtin {
                 });
             }
         }
-        cx.refuse(&errors, |i| match input.get(i as usize) {
-            Some(r) => (r.key.map(lossy), lossy(r.value)),
-            None => (None, String::new()),
-        })?;
+        cx.refuse(&errors, describe(&input))?;
         Ok(out)
     }
 }

@@ -21,6 +21,13 @@ impl Operator for ReduceByKey {
         let map = reduce_by_key(cx, &self.0, &input)?;
         Ok(Some(to_batch(&map, &self.0, cx.tick.time_ms)))
     }
+
+    fn map_side_fold(&self) -> Option<Builtin> {
+        match self.0 {
+            Reducer::Builtin { builtin, .. } => Some(builtin),
+            Reducer::Wasm { .. } => None,
+        }
+    }
 }
 
 /// Each record's value becomes its key, with the number 1 as value: counting by value.

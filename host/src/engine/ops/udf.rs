@@ -3,14 +3,7 @@
 use super::{Operator, PartitionOp};
 use crate::batch::RecordBatch;
 use crate::engine::EngineError;
-use crate::engine::context::{StageContext, UdfHandle, lossy};
-
-fn describe(batch: &RecordBatch) -> impl Fn(u32) -> (Option<String>, String) + '_ {
-    |i| match batch.get(i as usize) {
-        Some(r) => (r.key.map(lossy), lossy(r.value)),
-        None => (None, String::new()),
-    }
-}
+use crate::engine::context::{StageContext, UdfHandle, describe};
 
 /// `map` with a wasm UDF.
 pub struct UdfMap(pub UdfHandle);
