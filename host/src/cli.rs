@@ -15,21 +15,33 @@ use crate::runtime::{Runtime, RuntimeConfig};
 /// `sluice run JOB_FILE`: runs a job locally, output on stdout.
 pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the job file {}", path.display()))?;
-    let mut spec =
-        job::parse_file(path, &text).map_err(|e| anyhow::anyhow!("{}{e}", path.display().to_string() + ": "))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut paths: BTreeMap<String, String> = spec.modules.clone();
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    // Modules named on the command line win over the spec's; the spec's are read at check time.
+    let mut overrides = BTreeMap::new();
     for m in modules {
         let Some((name, file)) = m.split_once('=') else {
             bail!("--module takes NAME=PATH, not {m:?}");
         };
-        let abs = std::env::current_dir()?.join(file);
-        paths.insert(name.to_owned(), abs.display().to_string());
+        overrides.insert(
+            name.to_owned(),
+            std::env::current_dir()?.join(file).display().to_string(),
+        );
     }
-    rebase_inputs(&mut spec.source, &base);
-    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
-    let resolver = LocalModules::new(runtime.clone(), paths, base);
-    let plan = job::check(spec, &resolver).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let spec_modules = std::cell::RefCell::new(BTreeMap::new());
+    let prepare = |spec: &mut job::JobSpec| {
+        rebase_inputs(&mut spec.source, &base);
+        *spec_modules.borrow_mut() = spec.modules.clone();
+    };
+    let resolver = LazyModules {
+        runtime: runtime.clone(),
+        base: base.clone(),
+        overrides,
+        spec: &spec_modules,
+        loaded: Default::default(),
+    };
+    let plan =
+        job::read_and_check(path, &text, &resolver, prepare).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let source = crate::source::open(&plan.spec.source, plan.batch_ms)?;
     let sink = crate::sink::open(&plan.spec.sink, plan.output_type, Box::new(std::io::stdout()))
         .with_context(|| "cannot open the sink")?;
@@ -46,4 +58,26 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
     let done = rt.block_on(run(&plan, runtime, io, &options, |_| {}))?;
     tracing::info!("job {name:?} ran {done} batches");
     Ok(())
+}
+
+/// The modules of a local run: the command line's `--module`s, else the spec's `modules`
+/// (known only once the spec is read, hence the cell).
+struct LazyModules<'a> {
+    runtime: Arc<Runtime>,
+    base: std::path::PathBuf,
+    overrides: BTreeMap<String, String>,
+    spec: &'a std::cell::RefCell<BTreeMap<String, String>>,
+    loaded: std::sync::Mutex<Option<LocalModules>>,
+}
+
+impl job::ModuleResolver for LazyModules<'_> {
+    fn resolve(&self, reference: &str) -> Result<Arc<crate::runtime::LoadedModule>, String> {
+        let mut loaded = self.loaded.lock().expect("modules lock");
+        let modules = loaded.get_or_insert_with(|| {
+            let mut paths = self.spec.borrow().clone();
+            paths.extend(self.overrides.clone());
+            LocalModules::new(self.runtime.clone(), paths, self.base.clone())
+        });
+        modules.resolve(reference)
+    }
 }

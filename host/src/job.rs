@@ -7,4 +7,4 @@ pub mod validate;
 
 pub use plan::JobPlan;
 pub use spec::JobSpec;
-pub use validate::{ModuleResolver, SpecError, SpecErrors, check, parse, parse_file, parse_yaml};
+pub use validate::{ModuleResolver, ParseFailure, SpecError, SpecErrors, check, parse, parse_yaml, read_and_check};

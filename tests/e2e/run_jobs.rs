@@ -123,22 +123,12 @@ fn every_spec_problem_is_reported_with_its_path() {
           "sink": { "print": {} }
         }"#,
     );
-    // Structural problems first (unknown fields): all of them at once.
-    let out = sluice(&["run", &job], 30);
-    assert!(!out.success);
-    assert!(out.stderr.contains("colour: unknown field `colour`"), "{}", out.stderr);
-
-    let job = write_job(
-        dir.path(),
-        "bad2.json",
-        &std::fs::read_to_string(&job)
-            .unwrap()
-            .replace("\"colour\": \"blue\",", ""),
-    );
+    // Structural problems (an unknown field) and semantic ones, all in one report.
     let out = sluice(&["run", &job], 30);
     assert!(!out.success);
     let e = &out.stderr;
     for want in [
+        "colour: unknown field `colour`",
         "stages[0].map.function: examples@1 has no UDF named `parse_vist`",
         "stages[1].reduce_by_key: the built-in sum needs i64 values, but the stream has text values here",
         "stages[2].window.slide: 1500ms is not a multiple of the batch interval 1s",
@@ -157,7 +147,9 @@ fn unknown_stage_and_bad_duration_are_named() {
         dir.path(),
         "bad.json",
         r#"{ "name": "x", "batch_interval": "soon", "source": { "batches": { "path": "in.jsonl" } },
-             "stages": [ { "mapp": {} }, { "window": { "length": "2s", "slide": "1s", "extra": 1 } } ],
+             "modules": { "examples": "builtin:examples" },
+             "stages": [ { "mapp": {} }, { "window": { "length": "2s", "slide": "1s", "extra": 1 } },
+                         { "filter": { "udf": "examples", "function": "nope" } } ],
              "sink": { "print": {} } }"#,
     );
     let out = sluice(&["run", &job], 30);

@@ -379,6 +379,10 @@ pub enum StageSpec {
     CountByValueAndWindow(WindowSpec),
     /// Per key, a state folded over all batches so far; every key every batch.
     UpdateStateByKey(ReduceSpec),
+    /// A stage that did not parse (never read from a spec): stands in for it while the rest of
+    /// the spec is checked, so every problem is reported at once.
+    #[serde(skip)]
+    Unparsed,
 }
 
 impl StageSpec {
@@ -404,6 +408,7 @@ impl StageSpec {
             StageSpec::CountByWindow(_) => "count_by_window",
             StageSpec::CountByValueAndWindow(_) => "count_by_value_and_window",
             StageSpec::UpdateStateByKey(_) => "update_state_by_key",
+            StageSpec::Unparsed => "unparsed",
         }
     }
 }

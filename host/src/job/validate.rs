@@ -89,43 +89,81 @@ fn field<T: DeserializeOwned>(v: &Value, path: &str, errors: &mut Vec<SpecError>
     }
 }
 
+/// A spec that did not parse: its problems, and as much of it as did parse (stages that did
+/// not are `StageSpec::Unparsed`), so the checks can still report the rest.
+#[derive(Debug)]
+pub struct ParseFailure {
+    /// The structural problems.
+    pub errors: SpecErrors,
+    /// The spec without the parts that failed, when its required fields parsed.
+    pub partial: Option<Box<JobSpec>>,
+}
+
 /// Parses a JSON spec, reporting every structural problem (bad JSON, unknown or missing
 /// fields, wrong types) with its path.
 pub fn parse(text: &str) -> Result<JobSpec, SpecErrors> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        SpecErrors(vec![SpecError {
-            path: String::new(),
-            message: format!("not valid JSON: {e}"),
-        }])
-    })?;
-    parse_value(&value)
+    parse_lenient(text, false).map_err(|f| f.errors)
 }
 
 /// Parses a YAML spec (the same fields as JSON), with the same checks.
 pub fn parse_yaml(text: &str) -> Result<JobSpec, SpecErrors> {
-    let value: Value = serde_saphyr::from_str(text).map_err(|e| {
-        SpecErrors(vec![SpecError {
+    parse_lenient(text, true).map_err(|f| f.errors)
+}
+
+fn parse_lenient(text: &str, yaml: bool) -> Result<JobSpec, ParseFailure> {
+    let fail = |message: String| ParseFailure {
+        errors: SpecErrors(vec![SpecError {
             path: String::new(),
-            message: format!("not valid YAML: {e}"),
-        }])
-    })?;
+            message,
+        }]),
+        partial: None,
+    };
+    let value: Value = if yaml {
+        serde_saphyr::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?
+    } else {
+        serde_json::from_str(text).map_err(|e| fail(format!("not valid JSON: {e}")))?
+    };
     parse_value(&value)
 }
 
-/// Parses a spec file: YAML for `.yaml` and `.yml`, JSON otherwise.
-pub fn parse_file(path: &std::path::Path, text: &str) -> Result<JobSpec, SpecErrors> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("yaml" | "yml") => parse_yaml(text),
-        _ => parse(text),
+/// Parses a spec file (YAML for `.yaml` and `.yml`, JSON otherwise), lets `prepare` adjust it
+/// (paths), and checks it: every structural and semantic problem at once, with paths.
+pub fn read_and_check(
+    path: &std::path::Path,
+    text: &str,
+    resolver: &dyn ModuleResolver,
+    prepare: impl Fn(&mut JobSpec),
+) -> Result<JobPlan, SpecErrors> {
+    let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    match parse_lenient(text, yaml) {
+        Ok(mut spec) => {
+            prepare(&mut spec);
+            check(spec, resolver)
+        }
+        Err(ParseFailure {
+            errors: SpecErrors(mut errors),
+            partial,
+        }) => {
+            if let Some(mut spec) = partial {
+                prepare(&mut spec);
+                if let Err(SpecErrors(more)) = check(*spec, resolver) {
+                    errors.extend(more);
+                }
+            }
+            Err(SpecErrors(errors))
+        }
     }
 }
 
-fn parse_value(value: &Value) -> Result<JobSpec, SpecErrors> {
+fn parse_value(value: &Value) -> Result<JobSpec, ParseFailure> {
     let Value::Object(obj) = value else {
-        return Err(SpecErrors(vec![SpecError {
-            path: String::new(),
-            message: "a job spec is a JSON object".into(),
-        }]));
+        return Err(ParseFailure {
+            errors: SpecErrors(vec![SpecError {
+                path: String::new(),
+                message: "a job spec is a JSON object".into(),
+            }]),
+            partial: None,
+        });
     };
     let mut errors = Vec::new();
     for key in obj.keys() {
@@ -144,18 +182,38 @@ fn parse_value(value: &Value) -> Result<JobSpec, SpecErrors> {
             });
         }
     }
-    check_fields(obj, &mut errors);
-    if !errors.is_empty() {
-        return Err(SpecErrors(errors));
+    let stages = check_fields(obj, &mut errors);
+    if errors.is_empty() {
+        let mut errors = Vec::new();
+        return match field::<JobSpec>(value, "", &mut errors) {
+            Some(spec) => Ok(spec),
+            None => Err(ParseFailure {
+                errors: SpecErrors(errors),
+                partial: None,
+            }),
+        };
     }
-    let mut errors = Vec::new();
-    match field::<JobSpec>(value, "", &mut errors) {
-        Some(spec) => Ok(spec),
-        None => Err(SpecErrors(errors)),
-    }
+    // The spec without what failed: known top-level fields, stages replaced by what parsed.
+    let mut rest: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| TOP_LEVEL.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    rest.insert("stages".into(), Value::Array(Vec::new()));
+    let partial = serde_json::from_value::<JobSpec>(Value::Object(rest))
+        .ok()
+        .map(|mut spec| {
+            spec.stages = stages.into_iter().map(|s| s.unwrap_or(StageSpec::Unparsed)).collect();
+            Box::new(spec)
+        });
+    Err(ParseFailure {
+        errors: SpecErrors(errors),
+        partial,
+    })
 }
 
-fn check_fields(obj: &Map<String, Value>, errors: &mut Vec<SpecError>) {
+/// Checks each known field on its own; returns each stage as parsed (`None` if it did not).
+fn check_fields(obj: &Map<String, Value>, errors: &mut Vec<SpecError>) -> Vec<Option<StageSpec>> {
     if let Some(v) = obj.get("name") {
         field::<String>(v, "name", errors);
     }
@@ -179,9 +237,11 @@ fn check_fields(obj: &Map<String, Value>, errors: &mut Vec<SpecError>) {
     }
     match obj.get("stages") {
         Some(Value::Array(stages)) => {
-            for (i, s) in stages.iter().enumerate() {
-                field::<StageSpec>(s, &format!("stages[{i}]"), errors);
-            }
+            return stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| field::<StageSpec>(s, &format!("stages[{i}]"), errors))
+                .collect();
         }
         Some(_) => errors.push(SpecError {
             path: "stages".into(),
@@ -189,6 +249,7 @@ fn check_fields(obj: &Map<String, Value>, errors: &mut Vec<SpecError>) {
         }),
         None => {}
     }
+    Vec::new()
 }
 
 /// What flows between stages, for the checks.
@@ -202,6 +263,9 @@ struct Stream {
 
 struct Checker<'a> {
     errors: Vec<SpecError>,
+    /// A stage before did not parse: types and slides from here on are unknown, so those checks
+    /// are skipped (they would only report the first problem again).
+    unsure: bool,
     resolver: &'a dyn ModuleResolver,
     batch_ms: i64,
 }
@@ -229,7 +293,7 @@ impl Checker<'_> {
             if d.0 <= 0 {
                 self.err(format!("{path}.{name}"), format!("must be positive, not {d}"));
                 ok = false;
-            } else if d.0 % stream.slide_ms != 0 {
+            } else if d.0 % stream.slide_ms != 0 && !self.unsure {
                 let of = self.slide_name(stream);
                 self.err(format!("{path}.{name}"), format!("{d} is not a multiple of {of}"));
                 ok = false;
@@ -239,7 +303,7 @@ impl Checker<'_> {
     }
 
     fn needs(&mut self, path: &str, what: &str, want: ValueType, stream: &Stream) {
-        if stream.value != want {
+        if stream.value != want && !self.unsure {
             self.err(
                 path,
                 format!(
@@ -386,6 +450,7 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
     let batch_ms = spec.batch_interval.0;
     let mut c = Checker {
         errors: Vec::new(),
+        unsure: false,
         resolver,
         batch_ms,
     };
@@ -478,6 +543,10 @@ fn plan_stage(c: &mut Checker<'_>, path: &str, stage: &StageSpec, stream: &mut S
         w
     };
     Some(match stage {
+        StageSpec::Unparsed => {
+            c.unsure = true;
+            return None;
+        }
         StageSpec::Map(u) | StageSpec::FlatMap(u) | StageSpec::Filter(u) => {
             let kind = match stage {
                 StageSpec::Map(_) => UdfKind::Map,
