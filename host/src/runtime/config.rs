@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Limits applied to every call of a UDF. A tenant's quotas (control plane) narrow them further.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallLimits {
     /// Wall-clock time one batch call may run before it is interrupted (epoch interruption).

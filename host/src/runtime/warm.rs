@@ -6,10 +6,14 @@ use std::sync::Arc;
 
 use super::{CallLimits, LoadedModule, Runtime, UdfError, UdfInstance};
 
-/// One worker's warm instances, keyed by module hash and limits.
+/// One worker's warm instances, one per loaded module (by identity: errors name the module's
+/// own `name@version`) and limits.
+///
+/// The address of a `LoadedModule` is a stable key: the instance holds an `Arc` to its module,
+/// so the module cannot be freed and its address reused while the entry exists.
 #[derive(Default)]
 pub struct WarmInstances {
-    instances: HashMap<([u8; 32], String), UdfInstance>,
+    instances: HashMap<(usize, CallLimits), UdfInstance>,
 }
 
 impl WarmInstances {
@@ -27,7 +31,7 @@ impl WarmInstances {
         limits: &CallLimits,
         call: impl FnOnce(&mut UdfInstance) -> Result<T, UdfError>,
     ) -> Result<T, UdfError> {
-        let key = (*module.sha256(), format!("{}|{limits:?}", module.label()));
+        let key = (Arc::as_ptr(module) as usize, limits.clone());
         let inst = match self.instances.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(runtime.instantiate(module, limits)?),
