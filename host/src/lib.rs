@@ -13,6 +13,7 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod job;
+pub mod registry;
 pub mod run;
 pub mod runtime;
 pub mod sink;

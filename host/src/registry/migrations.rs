@@ -1,0 +1,52 @@
+//! The registry's schema, as numbered migrations. Migration `i` (from 0) brings the schema from
+//! version `i` to `i + 1`; `PRAGMA user_version` holds the version. Never edit a released
+//! migration: add a new one.
+
+use rusqlite::Connection;
+
+use super::RegistryError;
+
+/// The migrations, in order.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: tenants, their tokens (hashed), their UDF module versions.
+    "CREATE TABLE tenants (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL
+     );
+     CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        sha256 BLOB NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL
+     );
+     CREATE TABLE udf_modules (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        manifest TEXT NOT NULL,
+        wasm BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        UNIQUE (tenant_id, name, version)
+     );",
+];
+
+/// Applies the migrations the database has not had yet, each in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), RegistryError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(RegistryError::TooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
