@@ -16,5 +16,6 @@ pub mod job;
 pub mod registry;
 pub mod run;
 pub mod runtime;
+pub mod server;
 pub mod sink;
 pub mod source;

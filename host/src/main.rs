@@ -38,6 +38,15 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Serves the platform: the REST API over the SQLite registry in the data directory.
+    Serve {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Where the registry and compiled modules live.
+        #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+        data_dir: std::path::PathBuf,
+    },
     /// Runs a job from its spec file on this machine, without the server; output on stdout.
     Run {
         /// The job spec (JSON), see docs/job-spec.md.
@@ -66,6 +75,7 @@ fn main() -> std::process::ExitCode {
     }) {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
         Command::Bench { quick } => sluice::bench::run(sluice::bench::BenchOptions { quick }),
+        Command::Serve { listen, data_dir } => sluice::server::serve(sluice::server::ServeOptions { listen, data_dir }),
         Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),
     };
     match result {

@@ -138,6 +138,15 @@ impl Registry {
         })
     }
 
+    /// Whether an admin tenant exists (the server creates one on first start).
+    pub fn has_admin(&self) -> Result<bool, RegistryError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM tenants WHERE is_admin = 1)", [], |r| {
+                r.get(0)
+            })?)
+    }
+
     /// Issues a new API token for a tenant and returns it; only its hash is kept.
     pub fn issue_token(&self, tenant_id: i64) -> Result<String, RegistryError> {
         let token = format!("sl_{}", hex::encode(rand::random::<[u8; 24]>()));

@@ -11,3 +11,4 @@ mod native_parity;
 mod run_jobs;
 mod sandbox;
 mod scheduler;
+mod server;

@@ -1,0 +1,30 @@
+//! The bearer token of a request: the tenant it acts for. Every `/api/v1` route but health takes
+//! a `Caller`, so a request without a valid token never reaches a handler.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::{ApiError, AppState};
+use crate::registry::Tenant;
+
+/// The tenant a request acts for.
+pub struct Caller(pub Tenant);
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Caller, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        match state.registry.authenticate(token.trim())? {
+            Some(t) => Ok(Caller(t)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `/api/v1/udfs`: a tenant's UDF modules. An upload is validated and compiled off the request
+//! path (on a blocking thread) before it is stored as the next version of its name; versions are
+//! immutable. Another tenant's module answers 404, as a missing one.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::auth::Caller;
+use super::{ApiError, AppState};
+use crate::registry::{ModuleVersion, VersionRef, check_name};
+
+pub fn routes(module_bytes_max: usize) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/udfs", get(list))
+        .route(
+            "/api/v1/udfs/{name}",
+            axum::routing::post(upload).layer(DefaultBodyLimit::max(module_bytes_max)),
+        )
+        .route("/api/v1/udfs/{name}/{version}", get(get_one).delete(delete))
+        .route("/api/v1/udfs/{name}/{version}/wasm", get(download))
+}
+
+fn view(m: &ModuleVersion) -> serde_json::Value {
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "sha256": m.sha256,
+        "size_bytes": m.size_bytes,
+        "udfs": serde_json::from_str::<serde_json::Value>(&m.manifest_json).unwrap_or_default(),
+        "created_ms": m.created_ms,
+    })
+}
+
+fn version_ref(v: &str) -> Result<VersionRef, ApiError> {
+    match v {
+        "latest" => Ok(VersionRef::Latest),
+        n => n.parse::<i64>().map(VersionRef::Exact).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_version",
+                format!("version {n:?} is not a number or `latest`"),
+            )
+        }),
+    }
+}
+
+async fn upload(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    check_name("module", &name)?;
+    let bytes = body?;
+    let runtime = state.runtime.clone();
+    let label = format!("{name}@upload");
+    let wasm = bytes.clone();
+    let module = tokio::task::spawn_blocking(move || runtime.load(&label, &wasm))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the compiler failed; see the server log",
+            )
+        })??;
+    let manifest = serde_json::to_string(&module.manifest().udfs).expect("a manifest serializes");
+    let stored = state.registry.add_module_version(caller.id, &name, &bytes, &manifest)?;
+    Ok((StatusCode::CREATED, Json(view(&stored))))
+}
+
+async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let modules = state.registry.list_modules(caller.id)?;
+    Ok(Json(json!(modules.iter().map(view).collect::<Vec<_>>())))
+}
+
+async fn get_one(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.registry.module(caller.id, &name, version_ref(&version)?)? {
+        Some((m, _)) => Ok(Json(view(&m))),
+        None => Err(ApiError::not_found("module version")),
+    }
+}
+
+async fn download(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    match state.registry.module(caller.id, &name, version_ref(&version)?)? {
+        Some((_, wasm)) => Ok(([(header::CONTENT_TYPE, "application/wasm")], wasm)),
+        None => Err(ApiError::not_found("module version")),
+    }
+}
+
+async fn delete(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let VersionRef::Exact(v) = version_ref(&version)? else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_version",
+            "delete a version by its number, not `latest`",
+        ));
+    };
+    if state.registry.delete_module_version(caller.id, &name, v)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("module version"))
+    }
+}

@@ -1,0 +1,262 @@
+//! `sluice serve`: the real binary on loopback with a real SQLite file, driven over HTTP: tenants,
+//! tokens, UDF upload and versions, tenant isolation, and the error shape.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use sluice_tests::sluice_bin;
+
+/// A running server, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(sluice_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("the server prints its address").unwrap();
+        if let Some(rest) = line.strip_prefix("sluice is listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    Server {
+        child,
+        base,
+        admin,
+        _dir: dir,
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// `(status, JSON body or the raw text as a JSON string)`.
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> (u16, Value) {
+    let a = agent();
+    let mut resp = match (method, body) {
+        ("GET", _) => {
+            let mut r = a.get(url);
+            if let Some(t) = token {
+                r = r.header("Authorization", &format!("Bearer {t}"));
+            }
+            r.call()
+        }
+        ("DELETE", _) => {
+            let mut r = a.delete(url);
+            if let Some(t) = token {
+                r = r.header("Authorization", &format!("Bearer {t}"));
+            }
+            r.call()
+        }
+        (_, body) => {
+            let mut r = a.post(url);
+            if let Some(t) = token {
+                r = r.header("Authorization", &format!("Bearer {t}"));
+            }
+            let (ct, bytes) = body.unwrap_or(("application/json", Vec::new()));
+            r.header("Content-Type", ct).send(&bytes[..])
+        }
+    }
+    .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn new_tenant(s: &Server, name: &str) -> String {
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/v1/tenants", s.base),
+        Some(&s.admin),
+        Some(("application/json", json!({ "name": name }).to_string().into_bytes())),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+fn upload(s: &Server, token: &str, name: &str, wasm: &[u8]) -> (u16, Value) {
+    call(
+        "POST",
+        &format!("{}/api/v1/udfs/{name}", s.base),
+        Some(token),
+        Some(("application/wasm", wasm.to_vec())),
+    )
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {v}"))
+}
+
+#[test]
+fn upload_list_get_download_delete_and_versions() {
+    let s = start();
+    let (status, body) = call("GET", &format!("{}/api/v1/health", s.base), None, None);
+    assert_eq!((status, body), (200, json!({ "status": "ok" })));
+    let a = new_tenant(&s, "acme");
+    let (status, v1) = upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES);
+    assert_eq!(status, 201, "{v1}");
+    assert_eq!(v1["version"], 1);
+    let udfs: Vec<(String, String)> = v1["udfs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["name"].as_str().unwrap().into(), u["kind"].as_str().unwrap().into()))
+        .collect();
+    assert!(udfs.contains(&("split_words".into(), "flat_map".into())), "{udfs:?}");
+    assert!(udfs.contains(&("sum_counts".into(), "reduce".into())), "{udfs:?}");
+    let (_, v2) = upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES);
+    assert_eq!(v2["version"], 2, "versions count up per name");
+    let (status, list) = call("GET", &format!("{}/api/v1/udfs", s.base), Some(&a), None);
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let (status, latest) = call(
+        "GET",
+        &format!("{}/api/v1/udfs/examples/latest", s.base),
+        Some(&a),
+        None,
+    );
+    assert_eq!((status, latest["version"].clone()), (200, json!(2)));
+    let wasm = agent()
+        .get(&format!("{}/api/v1/udfs/examples/1/wasm", s.base))
+        .header("Authorization", &format!("Bearer {a}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(wasm, sluice_udf_artifacts::EXAMPLES, "the download is the upload");
+    let (status, _) = call("DELETE", &format!("{}/api/v1/udfs/examples/1", s.base), Some(&a), None);
+    assert_eq!(status, 204);
+    let (status, body) = call("GET", &format!("{}/api/v1/udfs/examples/1", s.base), Some(&a), None);
+    assert_eq!((status, code(&body)), (404, "not_found"));
+}
+
+#[test]
+fn tenants_are_isolated_and_tokens_are_required() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    let b = new_tenant(&s, "globex");
+    assert_eq!(upload(&s, &a, "private", sluice_udf_artifacts::EXAMPLES).0, 201);
+    for url in [
+        "/api/v1/udfs/private/1",
+        "/api/v1/udfs/private/latest",
+        "/api/v1/udfs/private/1/wasm",
+    ] {
+        let (status, body) = call("GET", &format!("{}{url}", s.base), Some(&b), None);
+        assert_eq!((status, code(&body)), (404, "not_found"), "{url}");
+    }
+    let (status, list) = call("GET", &format!("{}/api/v1/udfs", s.base), Some(&b), None);
+    assert_eq!((status, list), (200, json!([])));
+    let (status, _) = call("DELETE", &format!("{}/api/v1/udfs/private/1", s.base), Some(&b), None);
+    assert_eq!(status, 404);
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/udfs/private/1", s.base), Some(&a), None).0,
+        200,
+        "still there for A"
+    );
+
+    for (token, want) in [(None, 401), (Some("sl_not_a_token"), 401)] {
+        let (status, body) = call("GET", &format!("{}/api/v1/udfs", s.base), token, None);
+        assert_eq!((status, code(&body)), (want, "unauthorized"));
+    }
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/v1/tenants", s.base),
+        Some(&a),
+        Some(("application/json", br#"{"name": "evil"}"#.to_vec())),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (403, "forbidden"),
+        "tenants cannot create tenants"
+    );
+}
+
+#[test]
+fn bad_input_gets_its_error_code() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    let (status, body) = upload(&s, &a, "junk", b"not wasm at all");
+    assert_eq!((status, code(&body)), (400, "invalid_module"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly module"),
+        "{body}"
+    );
+    let wasi = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
+    )
+    .unwrap();
+    let (status, body) = upload(&s, &a, "wasi", &wasi);
+    assert_eq!((status, code(&body)), (400, "invalid_module"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wasi_snapshot_preview1.fd_write"),
+        "{body}"
+    );
+    let (status, body) = upload(&s, &a, "big", &vec![0u8; (10 << 20) + 1]);
+    assert_eq!((status, code(&body)), (413, "too_large"));
+    let (status, body) = upload(&s, &a, "Bad%20Name", sluice_udf_artifacts::EXAMPLES);
+    assert_eq!((status, code(&body)), (400, "invalid_name"));
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/v1/tenants", s.base),
+        Some(&s.admin),
+        Some(("application/json", b"{not json".to_vec())),
+    );
+    assert_eq!((status, code(&body)), (400, "bad_json"));
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/v1/tenants", s.base),
+        Some(&s.admin),
+        Some(("application/json", br#"{"name": "x", "admin": true}"#.to_vec())),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (400, "bad_json"),
+        "unknown fields are refused, not stored"
+    );
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/v1/tenants", s.base),
+        Some(&s.admin),
+        Some(("application/json", br#"{"name": "acme"}"#.to_vec())),
+    );
+    assert_eq!((status, code(&body)), (409, "conflict"));
+    let (status, body) = call("GET", &format!("{}/api/v1/udfs/x/latest-ish", s.base), Some(&a), None);
+    assert_eq!((status, code(&body)), (400, "bad_version"));
+    let (status, body) = call("GET", &format!("{}/api/v1/nothing-here", s.base), Some(&a), None);
+    assert_eq!((status, code(&body)), (404, "not_found"));
+}
