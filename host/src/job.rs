@@ -7,4 +7,6 @@ pub mod validate;
 
 pub use plan::JobPlan;
 pub use spec::JobSpec;
-pub use validate::{ModuleResolver, ParseFailure, SpecError, SpecErrors, check, parse, parse_yaml, read_and_check};
+pub use validate::{
+    ModuleResolver, ParseFailure, SpecError, SpecErrors, check, check_text, parse, parse_yaml, read_and_check,
+};

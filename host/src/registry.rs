@@ -8,7 +8,10 @@
 //!
 //! This is the groundwork of the control plane (the REST API and jobs come with it).
 
+mod jobs;
 mod migrations;
+
+pub use jobs::JobRow;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -28,6 +31,16 @@ pub enum RegistryError {
     /// A tenant of this name exists.
     #[error("a tenant named {0:?} exists already")]
     TenantExists(String),
+    /// A module version is pinned by jobs.
+    #[error(
+        "module {module} version {version} is used by job {job_id} ({job_name:?}); delete or update that job first"
+    )]
+    InUse {
+        module: String,
+        version: i64,
+        job_id: i64,
+        job_name: String,
+    },
     /// The database was written by a newer binary.
     #[error("the registry has schema version {found}, newer than this binary's {known}; run a newer sluice")]
     TooNew { found: i64, known: i64 },
@@ -272,7 +285,16 @@ impl Registry {
     }
 
     /// Deletes a version of a tenant's module; `false` if it did not exist (for this tenant).
+    /// Refused while a job pins it.
     pub fn delete_module_version(&self, tenant_id: i64, name: &str, version: i64) -> Result<bool, RegistryError> {
+        if let Some((job_id, job_name)) = self.jobs_using(tenant_id, name, version)?.into_iter().next() {
+            return Err(RegistryError::InUse {
+                module: name.to_owned(),
+                version,
+                job_id,
+                job_name,
+            });
+        }
         Ok(self.conn().execute(
             "DELETE FROM udf_modules WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
             params![tenant_id, name, version],

@@ -7,6 +7,7 @@
 
 mod auth;
 mod error;
+mod jobs;
 mod tenants;
 mod udfs;
 
@@ -40,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(tenants::routes())
         .merge(udfs::routes(module_bytes_max))
+        .merge(jobs::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }

@@ -260,3 +260,113 @@ fn bad_input_gets_its_error_code() {
     let (status, body) = call("GET", &format!("{}/api/v1/nothing-here", s.base), Some(&a), None);
     assert_eq!((status, code(&body)), (404, "not_found"));
 }
+
+fn post_spec(s: &Server, path: &str, token: &str, spec: &Value) -> (u16, Value) {
+    call(
+        "POST",
+        &format!("{}{path}", s.base),
+        Some(token),
+        Some(("application/json", spec.to_string().into_bytes())),
+    )
+}
+
+#[test]
+fn jobs_are_checked_against_the_tenants_modules_and_pin_versions() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    let b = new_tenant(&s, "globex");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let spec = json!({
+        "name": "visits", "batch_interval": "1s",
+        "source": { "socket": { "host": "127.0.0.1", "port": 9999 } },
+        "stages": [
+            { "map": { "udf": "examples@latest", "function": "parse_visit", "value": "i64" } },
+            { "reduce_by_key_and_window": { "length": "60s", "reduce": { "builtin": "sum", "inverse": true }, "filter": "nonzero" } }
+        ],
+        "sink": { "print": {} }
+    });
+    let (status, body) = post_spec(&s, "/api/v1/jobs/validate", &a, &spec);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["udfs"], json!([{ "module": "examples", "version": 1 }]));
+    let (status, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["status"], "created");
+    let id = job["id"].as_i64().unwrap();
+
+    // A new version does not move the job: it stays pinned to version 1.
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let (_, got) = call("GET", &format!("{}/api/v1/jobs/{id}", s.base), Some(&a), None);
+    assert_eq!(got["udfs"], json!([{ "module": "examples", "version": 1 }]));
+    // The pinned version cannot be deleted while the job exists; the message names the job.
+    let (status, body) = call("DELETE", &format!("{}/api/v1/udfs/examples/1", s.base), Some(&a), None);
+    assert_eq!((status, code(&body)), (409, "in_use"));
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("\"visits\""),
+        "{body}"
+    );
+
+    // Another tenant neither sees the job nor can use A's modules.
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/jobs/{id}", s.base), Some(&b), None).0,
+        404
+    );
+    assert_eq!(
+        call("DELETE", &format!("{}/api/v1/jobs/{id}", s.base), Some(&b), None).0,
+        404
+    );
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/jobs", s.base), Some(&b), None).1,
+        json!([])
+    );
+    let (status, body) = post_spec(&s, "/api/v1/jobs/validate", &b, &spec);
+    assert_eq!((status, code(&body)), (400, "invalid_spec"));
+    assert!(
+        body["error"]["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no module `examples@latest` in this tenant"),
+        "{body}"
+    );
+
+    assert_eq!(
+        call("DELETE", &format!("{}/api/v1/jobs/{id}", s.base), Some(&a), None).0,
+        204
+    );
+    assert_eq!(
+        call("DELETE", &format!("{}/api/v1/udfs/examples/1", s.base), Some(&a), None).0,
+        204
+    );
+}
+
+#[test]
+fn a_bad_spec_lists_every_problem_with_its_path() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let spec = json!({
+        "name": "bad", "batch_interval": "1s", "owner": "me",
+        "modules": { "examples": "builtin:examples" },
+        "source": { "socket": { "host": "127.0.0.1", "port": 9999 } },
+        "stages": [
+            { "map": { "udf": "examples@1", "function": "parse_vist" } },
+            { "window": { "length": "3s", "slide": "1500ms" } }
+        ],
+        "sink": { "print": {} }
+    });
+    let (status, body) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    assert_eq!((status, code(&body)), (400, "invalid_spec"));
+    let paths: Vec<&str> = body["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    for want in ["owner", "stages[0].map.function", "stages[1].window.slide", "modules"] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/jobs", s.base), Some(&a), None).1,
+        json!([]),
+        "nothing stored"
+    );
+}

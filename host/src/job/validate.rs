@@ -135,6 +135,17 @@ pub fn read_and_check(
     prepare: impl Fn(&mut JobSpec),
 ) -> Result<JobPlan, SpecErrors> {
     let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    check_text(text, yaml, resolver, prepare)
+}
+
+/// Parses spec text (YAML or JSON), lets `prepare` adjust it, and checks it: every structural
+/// and semantic problem at once, with paths.
+pub fn check_text(
+    text: &str,
+    yaml: bool,
+    resolver: &dyn ModuleResolver,
+    prepare: impl Fn(&mut JobSpec),
+) -> Result<JobPlan, SpecErrors> {
     match parse_lenient(text, yaml) {
         Ok(mut spec) => {
             prepare(&mut spec);

@@ -33,6 +33,22 @@ pub const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         UNIQUE (tenant_id, name, version)
      );",
+    // 2: jobs, and the module versions each pins.
+    "CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL,
+        last_error TEXT,
+        created_ms INTEGER NOT NULL
+     );
+     CREATE TABLE job_udfs (
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        module TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (job_id, module, version)
+     );",
 ];
 
 /// Applies the migrations the database has not had yet, each in its own transaction.

@@ -15,6 +15,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -24,7 +25,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// The same error with more fields in its `error` object (e.g. a spec's `problems`).
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Some(details);
+        self
     }
 
     /// 404: the thing does not exist (or belongs to another tenant: the answer is the same).
@@ -58,7 +66,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": { "code": self.code, "message": self.message } }));
+        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
+        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(e)) = (self.details, &mut error) {
+            e.extend(extra);
+        }
+        let body = Json(serde_json::json!({ "error": error }));
         (self.status, body).into_response()
     }
 }
@@ -68,6 +80,7 @@ impl From<RegistryError> for ApiError {
         match e {
             RegistryError::InvalidName { .. } => ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()),
             RegistryError::TenantExists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            RegistryError::InUse { .. } => ApiError::new(StatusCode::CONFLICT, "in_use", e.to_string()),
             other => {
                 tracing::error!("registry: {other}");
                 ApiError::new(

@@ -1,0 +1,187 @@
+//! `/api/v1/jobs`: a tenant's jobs. A spec is checked (every problem, with paths) against the
+//! tenant's own UDF modules, whose versions are pinned at creation (`@latest` resolves then);
+//! `validate` is the same check without storing. Running jobs from the server comes next.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::auth::Caller;
+use super::{ApiError, AppState};
+use crate::job::{self, ModuleResolver, SpecErrors};
+use crate::registry::{JobRow, VersionRef};
+use crate::runtime::LoadedModule;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/jobs", get(list).post(create))
+        .route("/api/v1/jobs/validate", post(validate))
+        .route("/api/v1/jobs/{id}", get(get_one).delete(delete))
+}
+
+/// A tenant's uploaded modules as the spec's UDF references see them; records what it pins.
+struct TenantModules<'a> {
+    state: &'a AppState,
+    tenant_id: i64,
+    pinned: Mutex<Vec<(String, i64)>>,
+}
+
+impl ModuleResolver for TenantModules<'_> {
+    fn resolve(&self, reference: &str) -> Result<Arc<LoadedModule>, String> {
+        let (name, version) = reference.split_once('@').unwrap_or((reference, "latest"));
+        let wanted = match version {
+            "latest" => VersionRef::Latest,
+            v => VersionRef::Exact(
+                v.parse()
+                    .map_err(|_| format!("`{reference}`: the version must be a number or `latest`"))?,
+            ),
+        };
+        let found = self
+            .state
+            .registry
+            .module(self.tenant_id, name, wanted)
+            .map_err(|e| e.to_string())?;
+        let Some((m, wasm)) = found else {
+            return Err(format!(
+                "no module `{reference}` in this tenant; upload it with POST /api/v1/udfs/{name}"
+            ));
+        };
+        let module = self
+            .state
+            .runtime
+            .load(&format!("{name}@{}", m.version), &wasm)
+            .map_err(|e| e.to_string())?;
+        let mut pinned = self.pinned.lock().expect("pins lock");
+        if !pinned.contains(&(name.to_owned(), m.version)) {
+            pinned.push((name.to_owned(), m.version));
+        }
+        Ok(module)
+    }
+}
+
+fn invalid(errors: SpecErrors) -> ApiError {
+    let problems: Vec<_> = errors
+        .0
+        .iter()
+        .map(|e| json!({ "path": e.path, "message": e.message }))
+        .collect();
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_spec", errors.to_string().trim_end())
+        .with_details(json!({ "problems": problems }))
+}
+
+/// Checks a spec for a tenant: its name and the module versions it pins, or every problem.
+async fn check(state: &Arc<AppState>, tenant_id: i64, text: String) -> Result<(String, Vec<(String, i64)>), ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let modules = TenantModules {
+            state: &state,
+            tenant_id,
+            pinned: Mutex::new(Vec::new()),
+        };
+        let local_modules = Mutex::new(false);
+        let plan = job::check_text(&text, false, &modules, |spec| {
+            *local_modules.lock().expect("flag lock") = !spec.modules.is_empty();
+        });
+        let mut problems = match plan {
+            Ok(_) => Vec::new(),
+            Err(SpecErrors(p)) => p,
+        };
+        if *local_modules.lock().expect("flag lock") {
+            problems.push(job::SpecError {
+                path: "modules".into(),
+                message: "the server takes UDFs from the tenant's uploads (POST /api/v1/udfs/NAME), not from `modules`"
+                    .into(),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(invalid(SpecErrors(problems)));
+        }
+        let name = job::parse(&text).map(|s| s.name).unwrap_or_default();
+        let mut pinned = modules.pinned.into_inner().expect("pins lock");
+        pinned.sort();
+        Ok((name, pinned))
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "checking the spec failed; see the server log",
+        )
+    })?
+}
+
+fn view(j: &JobRow) -> serde_json::Value {
+    json!({
+        "id": j.id,
+        "name": j.name,
+        "status": j.status,
+        "last_error": j.last_error,
+        "udfs": j.udfs.iter().map(|(m, v)| json!({ "module": m, "version": v })).collect::<Vec<_>>(),
+        "spec": serde_json::from_str::<serde_json::Value>(&j.spec_json).unwrap_or_default(),
+        "created_ms": j.created_ms,
+    })
+}
+
+async fn validate(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    body: String,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (name, pinned) = check(&state, caller.id, body).await?;
+    Ok(Json(
+        json!({ "valid": true, "name": name, "udfs": pinned.iter().map(|(m, v)| json!({ "module": m, "version": v })).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    body: String,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let (name, pinned) = check(&state, caller.id, body.clone()).await?;
+    let job = state.registry.create_job(caller.id, &name, &body, &pinned)?;
+    Ok((StatusCode::CREATED, Json(view(&job))))
+}
+
+async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!(
+        state
+            .registry
+            .list_jobs(caller.id)?
+            .iter()
+            .map(view)
+            .collect::<Vec<_>>()
+    )))
+}
+
+fn job_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found("job"))
+}
+
+async fn get_one(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.registry.job(caller.id, job_id(&id)?)? {
+        Some(j) => Ok(Json(view(&j))),
+        None => Err(ApiError::not_found("job")),
+    }
+}
+
+async fn delete(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.registry.delete_job(caller.id, job_id(&id)?)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("job"))
+    }
+}
