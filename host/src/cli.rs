@@ -47,7 +47,11 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
         .with_context(|| "cannot open the sink")?;
     let dead = dead_letter_writer(plan.spec.dead_letter.as_ref()).context("cannot open the dead-letter output")?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let options = RunOptions { batches, workers: None };
+    let options = RunOptions {
+        batches,
+        workers: None,
+        stop: None,
+    };
     let name = plan.spec.name.clone();
     let io = RunIo {
         source,

@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub batches: Option<u64>,
     /// Worker threads (default: the machine's cores).
     pub workers: Option<usize>,
+    /// Stops the run (after the batch in flight) when it becomes `true`; Ctrl-C always does.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Where a run reads from and writes to.
@@ -104,10 +106,24 @@ pub async fn run(
         &limits,
         options.workers.unwrap_or_else(crate::engine::workers::available_cores),
     ));
-    let mut stop = Box::pin(tokio::signal::ctrl_c());
+    let mut stop_rx = options.stop.clone();
+    let mut stop = Box::pin(async move {
+        let asked = async {
+            match stop_rx.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = asked => {}
+        }
+    });
     let mut k = 0u64;
     loop {
-        if limit.is_some_and(|n| k >= n) {
+        if limit.is_some_and(|n| k >= n) || options.stop.as_ref().is_some_and(|rx| *rx.borrow()) {
             break;
         }
         k += 1;

@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod jobs;
+mod runs;
 mod tenants;
 mod udfs;
 
@@ -27,8 +28,10 @@ use crate::runtime::{Runtime, RuntimeConfig};
 pub struct AppState {
     /// Tenants, tokens, modules.
     pub registry: Registry,
-    /// The wasm runtime (validates and compiles uploads).
+    /// The wasm runtime (validates and compiles uploads, runs jobs).
     pub runtime: Arc<Runtime>,
+    /// Jobs running in this process.
+    pub running: runs::RunningJobs,
 }
 
 /// The API.
@@ -42,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(tenants::routes())
         .merge(udfs::routes(module_bytes_max))
         .merge(jobs::routes())
+        .merge(runs::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
@@ -75,7 +79,11 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         cache_dir: Some(options.data_dir.join("cache")),
         ..RuntimeConfig::default()
     })?);
-    let state = Arc::new(AppState { registry, runtime });
+    let state = Arc::new(AppState {
+        registry,
+        runtime,
+        running: Default::default(),
+    });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&options.listen)

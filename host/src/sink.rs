@@ -2,6 +2,7 @@
 //! job's last stage produces (numbers as numbers, text as text).
 
 mod jsonl;
+pub mod memory;
 mod print;
 mod text_files;
 

@@ -39,6 +39,7 @@ fn slow_batches_delay_the_next_and_nothing_is_dropped() {
     let options = RunOptions {
         batches: Some(12),
         workers: Some(1),
+        stop: None,
     };
     let done = rt
         .block_on(run(&plan, runtime, io, &options, |r| {

@@ -370,3 +370,82 @@ fn a_bad_spec_lists_every_problem_with_its_path() {
         "nothing stored"
     );
 }
+
+#[test]
+fn a_job_runs_in_the_server_and_shows_its_batches_and_output() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    let b = new_tenant(&s, "globex");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let spec = json!({
+        "name": "live visits", "batch_interval": "100ms",
+        "source": { "generator": { "format": "visits", "rate_per_s": 5000 } },
+        "stages": [
+            { "map": { "udf": "examples", "function": "parse_visit", "value": "i64" } },
+            { "reduce_by_key": { "builtin": "sum" } }
+        ],
+        "sink": { "print": {} }
+    });
+    let (status, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_i64().unwrap();
+    let url = |p: &str| format!("{}/api/v1/jobs/{id}{p}", s.base);
+
+    let (status, started) = call("POST", &url("/start"), Some(&a), None);
+    assert_eq!(
+        (status, started["status"].clone()),
+        (200, json!("running")),
+        "{started}"
+    );
+    assert_eq!(call("POST", &url("/start"), Some(&a), None).0, 409, "already running");
+    assert_eq!(call("POST", &url("/start"), Some(&b), None).0, 404, "not B's job");
+    assert_eq!(
+        call("DELETE", &url(""), Some(&a), None).0,
+        409,
+        "a running job is not deleted"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+
+    let (_, batches) = call("GET", &url("/batches"), Some(&a), None);
+    let batches = batches.as_array().unwrap().clone();
+    assert!(batches.len() >= 5, "{batches:?}");
+    let ids: Vec<i64> = batches.iter().map(|r| r["batch_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>(), "contiguous batch ids");
+    assert!(batches.iter().all(|r| r["records_in"] == 500), "{batches:?}");
+    let (_, out) = call("GET", &url("/output"), Some(&a), None);
+    let out = out.as_array().unwrap();
+    assert!(!out.is_empty());
+    assert!(
+        out.iter()
+            .all(|r| r["key"].as_str().unwrap().starts_with('u') && r["value"].as_i64().unwrap() >= 1),
+        "{out:?}"
+    );
+    assert_eq!(call("GET", &url("/output"), Some(&b), None).0, 404);
+
+    let (status, stopped) = call("POST", &url("/stop"), Some(&a), None);
+    assert_eq!(
+        (status, stopped["status"].clone()),
+        (200, json!("stopped")),
+        "{stopped}"
+    );
+    let (_, after) = call("GET", &url("/batches"), Some(&a), None);
+    assert!(
+        after.as_array().unwrap().len() >= batches.len(),
+        "batches stay readable after the stop"
+    );
+    assert_eq!(call("DELETE", &url(""), Some(&a), None).0, 204);
+
+    // The server reads and writes no host files for tenants.
+    let mut bad = spec.clone();
+    bad["source"] = json!({ "batches": { "path": "/etc/passwd" } });
+    bad["sink"] = json!({ "jsonl": { "path": "/tmp/x" } });
+    let (status, body) = post_spec(&s, "/api/v1/jobs", &a, &bad);
+    assert_eq!((status, code(&body)), (400, "invalid_spec"));
+    let paths: Vec<&str> = body["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"source") && paths.contains(&"sink"), "{paths:?}");
+}

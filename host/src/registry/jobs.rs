@@ -119,6 +119,21 @@ impl Registry {
         Ok(jobs)
     }
 
+    /// Records a job's status (and why it failed).
+    pub fn set_job_status(
+        &self,
+        tenant_id: i64,
+        id: i64,
+        status: &str,
+        last_error: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        self.conn().execute(
+            "UPDATE jobs SET status = ?3, last_error = ?4 WHERE tenant_id = ?1 AND id = ?2",
+            params![tenant_id, id, status, last_error],
+        )?;
+        Ok(())
+    }
+
     /// Deletes a tenant's job; `false` if it did not exist (for this tenant).
     pub fn delete_job(&self, tenant_id: i64, id: i64) -> Result<bool, RegistryError> {
         Ok(self.conn().execute(

@@ -24,22 +24,37 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// A tenant's uploaded modules as the spec's UDF references see them; records what it pins.
-struct TenantModules<'a> {
-    state: &'a AppState,
-    tenant_id: i64,
-    pinned: Mutex<Vec<(String, i64)>>,
+/// With `pins` (a stored job), references resolve to the pinned versions only: `@latest` means
+/// the newest version the job pinned, not the newest uploaded.
+pub(super) struct TenantModules<'a> {
+    pub state: &'a AppState,
+    pub tenant_id: i64,
+    pub pinned: Mutex<Vec<(String, i64)>>,
+    pub pins: Option<Vec<(String, i64)>>,
 }
 
 impl ModuleResolver for TenantModules<'_> {
     fn resolve(&self, reference: &str) -> Result<Arc<LoadedModule>, String> {
         let (name, version) = reference.split_once('@').unwrap_or((reference, "latest"));
-        let wanted = match version {
+        let mut wanted = match version {
             "latest" => VersionRef::Latest,
             v => VersionRef::Exact(
                 v.parse()
                     .map_err(|_| format!("`{reference}`: the version must be a number or `latest`"))?,
             ),
         };
+        if let Some(pins) = &self.pins {
+            let pinned = pins.iter().filter(|(m, _)| m == name).map(|(_, v)| *v);
+            wanted = match wanted {
+                VersionRef::Latest => VersionRef::Exact(
+                    pinned
+                        .max()
+                        .ok_or_else(|| format!("the job pins no version of `{name}`"))?,
+                ),
+                VersionRef::Exact(v) if pins.contains(&(name.to_owned(), v)) => VersionRef::Exact(v),
+                VersionRef::Exact(v) => return Err(format!("the job does not pin `{name}@{v}`")),
+            };
+        }
         let found = self
             .state
             .registry
@@ -63,7 +78,7 @@ impl ModuleResolver for TenantModules<'_> {
     }
 }
 
-fn invalid(errors: SpecErrors) -> ApiError {
+pub(super) fn invalid(errors: SpecErrors) -> ApiError {
     let problems: Vec<_> = errors
         .0
         .iter()
@@ -73,37 +88,86 @@ fn invalid(errors: SpecErrors) -> ApiError {
         .with_details(json!({ "problems": problems }))
 }
 
-/// Checks a spec for a tenant: its name and the module versions it pins, or every problem.
+/// Problems of a spec that only the server has: it reads and writes no files of its host.
+fn server_only_problems(spec: &job::JobSpec) -> Vec<job::SpecError> {
+    use crate::job::spec::{SinkSpec, SourceSpec};
+    let mut out = Vec::new();
+    let err = |path: &str, message: &str| job::SpecError {
+        path: path.into(),
+        message: message.into(),
+    };
+    if !spec.modules.is_empty() {
+        out.push(err(
+            "modules",
+            "the server takes UDFs from the tenant's uploads (POST /api/v1/udfs/NAME), not from `modules`",
+        ));
+    }
+    fn files(s: &SourceSpec) -> bool {
+        match s {
+            SourceSpec::Batches { .. } | SourceSpec::Directory { .. } => true,
+            SourceSpec::Union(parts) => parts.iter().any(files),
+            SourceSpec::Socket { .. } | SourceSpec::Generator { .. } => false,
+        }
+    }
+    if files(&spec.source) {
+        out.push(err(
+            "source",
+            "the server reads no files of its host: use `socket` or `generator` (files are for `sluice run`)",
+        ));
+    }
+    if !matches!(spec.sink, SinkSpec::Print { .. }) {
+        out.push(err(
+            "sink",
+            "the server keeps a job's output for the API (GET /api/v1/jobs/ID/output): use `print`",
+        ));
+    }
+    if spec.dead_letter.is_some() {
+        out.push(err(
+            "dead_letter",
+            "the server keeps refused records with the job's batches; drop `dead_letter`",
+        ));
+    }
+    out
+}
+
+/// Checks a spec for a tenant (against the job's pins, if given): the plan and the module
+/// versions it pins, or every problem.
+pub(super) fn check_blocking(
+    state: &AppState,
+    tenant_id: i64,
+    text: &str,
+    pins: Option<Vec<(String, i64)>>,
+) -> Result<(job::JobPlan, Vec<(String, i64)>), ApiError> {
+    let modules = TenantModules {
+        state,
+        tenant_id,
+        pinned: Mutex::new(Vec::new()),
+        pins,
+    };
+    let extra = Mutex::new(Vec::new());
+    let plan = job::check_text(text, false, &modules, |spec| {
+        *extra.lock().expect("problems lock") = server_only_problems(spec);
+    });
+    let mut problems = match &plan {
+        Ok(_) => Vec::new(),
+        Err(SpecErrors(p)) => p.clone(),
+    };
+    problems.extend(extra.into_inner().expect("problems lock"));
+    match plan {
+        Ok(plan) if problems.is_empty() => {
+            let mut pinned = modules.pinned.into_inner().expect("pins lock");
+            pinned.sort();
+            Ok((plan, pinned))
+        }
+        _ => Err(invalid(SpecErrors(problems))),
+    }
+}
+
+/// `check_blocking` off the request path.
 async fn check(state: &Arc<AppState>, tenant_id: i64, text: String) -> Result<(String, Vec<(String, i64)>), ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let modules = TenantModules {
-            state: &state,
-            tenant_id,
-            pinned: Mutex::new(Vec::new()),
-        };
-        let local_modules = Mutex::new(false);
-        let plan = job::check_text(&text, false, &modules, |spec| {
-            *local_modules.lock().expect("flag lock") = !spec.modules.is_empty();
-        });
-        let mut problems = match plan {
-            Ok(_) => Vec::new(),
-            Err(SpecErrors(p)) => p,
-        };
-        if *local_modules.lock().expect("flag lock") {
-            problems.push(job::SpecError {
-                path: "modules".into(),
-                message: "the server takes UDFs from the tenant's uploads (POST /api/v1/udfs/NAME), not from `modules`"
-                    .into(),
-            });
-        }
-        if !problems.is_empty() {
-            return Err(invalid(SpecErrors(problems)));
-        }
-        let name = job::parse(&text).map(|s| s.name).unwrap_or_default();
-        let mut pinned = modules.pinned.into_inner().expect("pins lock");
-        pinned.sort();
-        Ok((name, pinned))
+        check_blocking(&state, tenant_id, &text, None).map(|(plan, pinned)| (plan.spec.name, pinned))
     })
     .await
     .map_err(|_| {
@@ -115,7 +179,7 @@ async fn check(state: &Arc<AppState>, tenant_id: i64, text: String) -> Result<(S
     })?
 }
 
-fn view(j: &JobRow) -> serde_json::Value {
+pub(super) fn view(j: &JobRow) -> serde_json::Value {
     json!({
         "id": j.id,
         "name": j.name,
@@ -159,7 +223,7 @@ async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Res
     )))
 }
 
-fn job_id(id: &str) -> Result<i64, ApiError> {
+pub(super) fn job_id(id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("job"))
 }
 
@@ -179,7 +243,15 @@ async fn delete(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.registry.delete_job(caller.id, job_id(&id)?)? {
+    let id = job_id(&id)?;
+    if state.running.is_running(id) && state.registry.job(caller.id, id)?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "running",
+            format!("job {id} is running; stop it first (POST /api/v1/jobs/{id}/stop)"),
+        ));
+    }
+    if state.registry.delete_job(caller.id, id)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("job"))

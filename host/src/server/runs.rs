@@ -1,0 +1,233 @@
+//! Running a tenant's jobs in the server: `start` resolves the job's pinned module versions,
+//! opens its source and runs it on a tokio task (`run::run`); `stop` ends it after the batch in
+//! flight. Each running job keeps its recent batch reports and output records for the API.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::auth::Caller;
+use super::jobs::{check_blocking, job_id, view};
+use super::{ApiError, AppState};
+use crate::engine::SystemClock;
+use crate::run::{BatchReport, RunIo, RunOptions, run};
+use crate::sink::memory::{MemorySink, Recent};
+
+/// Reports and output records kept per job.
+const RECENT_MAX: usize = 1000;
+
+/// A job running in this process.
+pub struct Running {
+    tenant_id: i64,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    reports: Arc<Mutex<VecDeque<BatchReport>>>,
+    output: Recent,
+}
+
+/// The jobs running in this process, by id.
+#[derive(Default)]
+pub struct RunningJobs(Mutex<HashMap<i64, Running>>);
+
+impl RunningJobs {
+    /// Whether job `id` runs.
+    pub fn is_running(&self, id: i64) -> bool {
+        self.0
+            .lock()
+            .expect("jobs lock")
+            .get(&id)
+            .is_some_and(|r| !r.task.is_finished())
+    }
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/jobs/{id}/start", post(start))
+        .route("/api/v1/jobs/{id}/stop", post(stop))
+        .route("/api/v1/jobs/{id}/batches", get(batches))
+        .route("/api/v1/jobs/{id}/output", get(output))
+}
+
+async fn start(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(&id)?;
+    let job = state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    if state.running.is_running(id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "running",
+            format!("job {id} is running already"),
+        ));
+    }
+    let checked = {
+        let state = state.clone();
+        let (spec, pins) = (job.spec_json.clone(), job.udfs.clone());
+        tokio::task::spawn_blocking(move || check_blocking(&state, caller.id, &spec, Some(pins))).await
+    };
+    let (plan, _) = checked.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "starting the job failed; see the server log",
+        )
+    })??;
+    let source = crate::source::open(&plan.spec.source, plan.batch_ms)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "source", e.to_string()))?;
+    let output: Recent = Arc::default();
+    let reports: Arc<Mutex<VecDeque<BatchReport>>> = Arc::default();
+    let sink = Box::new(MemorySink::new(output.clone(), RECENT_MAX, plan.output_type));
+    let io = RunIo {
+        source,
+        sink,
+        dead_letters: Box::new(std::io::sink()),
+        clock: Arc::new(SystemClock),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let options = RunOptions {
+        batches: None,
+        workers: None,
+        stop: Some(stop_rx),
+    };
+    state.registry.set_job_status(caller.id, id, "running", None)?;
+    let task = {
+        let (state, reports) = (state.clone(), reports.clone());
+        tokio::spawn(async move {
+            let result = run(&plan, state.runtime.clone(), io, &options, |r| {
+                let mut recent = reports.lock().expect("reports lock");
+                if recent.len() == RECENT_MAX {
+                    recent.pop_front();
+                }
+                recent.push_back(r.clone());
+            })
+            .await;
+            let (status, error) = match result {
+                Ok(_) => ("stopped", None),
+                Err(e) => ("failed", Some(e.to_string())),
+            };
+            if let Err(e) = state.registry.set_job_status(caller.id, id, status, error.as_deref()) {
+                tracing::error!("job {id}: could not record its status: {e}");
+            }
+        })
+    };
+    state.running.0.lock().expect("jobs lock").insert(
+        id,
+        Running {
+            tenant_id: caller.id,
+            stop: stop_tx,
+            task,
+            reports,
+            output,
+        },
+    );
+    let job = state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(view(&job)))
+}
+
+/// The running entry of a tenant's job, if it is theirs.
+fn entry<T>(state: &AppState, tenant_id: i64, id: i64, f: impl FnOnce(&Running) -> T) -> Option<T> {
+    state
+        .running
+        .0
+        .lock()
+        .expect("jobs lock")
+        .get(&id)
+        .filter(|r| r.tenant_id == tenant_id)
+        .map(f)
+}
+
+async fn stop(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let running = {
+        let mut jobs = state.running.0.lock().expect("jobs lock");
+        match jobs.get(&id) {
+            Some(r) if r.tenant_id == caller.id => jobs.remove(&id),
+            _ => None,
+        }
+    };
+    if let Some(r) = running {
+        let _ = r.stop.send(true);
+        let _ = r.task.await;
+        // Keep what it produced readable after the stop.
+        state.running.0.lock().expect("jobs lock").insert(
+            id,
+            Running {
+                tenant_id: r.tenant_id,
+                stop: r.stop,
+                task: tokio::spawn(async {}),
+                reports: r.reports,
+                output: r.output,
+            },
+        );
+    }
+    let job = state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(view(&job)))
+}
+
+async fn batches(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let reports = entry(&state, caller.id, id, |r| {
+        r.reports
+            .lock()
+            .expect("reports lock")
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
+    Ok(Json(json!(reports)))
+}
+
+async fn output(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let records = entry(&state, caller.id, id, |r| {
+        r.output
+            .lock()
+            .expect("output lock")
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
+    Ok(Json(json!(records)))
+}
