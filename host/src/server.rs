@@ -96,9 +96,23 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         );
         use std::io::Write;
         std::io::stdout().flush()?;
-        axum::serve(listener, router(state))
+        // Jobs that were running when the server last stopped start again.
+        for (tenant_id, id) in state.registry.jobs_with_status("running")? {
+            if let Err(e) = runs::start_job(&state, tenant_id, id).await {
+                tracing::error!("job {id} could not start again: {e:?}");
+                state.registry.set_job_status(
+                    tenant_id,
+                    id,
+                    "failed",
+                    Some("could not start again after a restart; see the server log"),
+                )?;
+            }
+        }
+        axum::serve(listener, router(state.clone()))
             .with_graceful_shutdown(shutdown())
             .await?;
+        // Running jobs finish their batch and stop; they resume on the next start.
+        state.running.stop_all().await;
         Ok(())
     })
 }

@@ -15,6 +15,19 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    /// Sends SIGTERM, waits for a clean exit, and hands back the data directory.
+    fn terminate(mut self) -> tempfile::TempDir {
+        // SAFETY: kill(2) with the pid of our own child process and a valid signal number.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM could not be sent");
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "the server exits cleanly on SIGTERM: {exit:?}");
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._dir, dir)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -23,7 +36,11 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    start_at(tempfile::tempdir().unwrap())
+}
+
+/// A server on an existing data directory.
+fn start_at(dir: tempfile::TempDir) -> Server {
     let mut child = Command::new(sluice_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -448,4 +465,37 @@ fn a_job_runs_in_the_server_and_shows_its_batches_and_output() {
         .map(|p| p["path"].as_str().unwrap())
         .collect();
     assert!(paths.contains(&"source") && paths.contains(&"sink"), "{paths:?}");
+}
+
+#[test]
+fn running_jobs_stop_on_sigterm_and_start_again_with_the_server() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let spec = json!({
+        "name": "survivor", "batch_interval": "100ms",
+        "source": { "generator": { "format": "visits", "rate_per_s": 1000 } },
+        "stages": [ { "map": { "udf": "examples@latest", "function": "parse_visit", "value": "i64" } }, { "reduce_by_key": { "builtin": "sum" } } ],
+        "sink": { "print": {} }
+    });
+    let (_, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    let id = job["id"].as_i64().unwrap();
+    assert_eq!(
+        call("POST", &format!("{}/api/v1/jobs/{id}/start", s.base), Some(&a), None).0,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let dir = s.terminate();
+
+    let s = start_at(dir);
+    let (status, got) = call("GET", &format!("{}/api/v1/jobs/{id}", s.base), Some(&a), None);
+    assert_eq!((status, got["status"].clone()), (200, json!("running")), "{got}");
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let (_, batches) = call("GET", &format!("{}/api/v1/jobs/{id}/batches", s.base), Some(&a), None);
+    assert!(
+        batches.as_array().unwrap().len() >= 3,
+        "the job runs again after the restart: {batches}"
+    );
+    let (_, stopped) = call("POST", &format!("{}/api/v1/jobs/{id}/stop", s.base), Some(&a), None);
+    assert_eq!(stopped["status"], "stopped");
 }

@@ -134,6 +134,15 @@ impl Registry {
         Ok(())
     }
 
+    /// Every tenant's jobs with this status, `(tenant_id, job_id)`: for the server's boot only
+    /// (restarting the jobs that were running); it is not a tenant-facing query.
+    pub fn jobs_with_status(&self, status: &str) -> Result<Vec<(i64, i64)>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT tenant_id, id FROM jobs WHERE status = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![status], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Deletes a tenant's job; `false` if it did not exist (for this tenant).
     pub fn delete_job(&self, tenant_id: i64, id: i64) -> Result<bool, RegistryError> {
         Ok(self.conn().execute(

@@ -3,6 +3,7 @@
 //! flight. Each running job keeps its recent batch reports and output records for the API.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
@@ -32,9 +33,22 @@ pub struct Running {
 
 /// The jobs running in this process, by id.
 #[derive(Default)]
-pub struct RunningJobs(Mutex<HashMap<i64, Running>>);
+pub struct RunningJobs(Mutex<HashMap<i64, Running>>, AtomicBool);
 
 impl RunningJobs {
+    /// Stops every job after its batch in flight, for the server's shutdown; their status stays
+    /// `running` so the next start resumes them.
+    pub async fn stop_all(&self) {
+        self.1.store(true, Ordering::SeqCst);
+        let jobs: Vec<Running> = self.0.lock().expect("jobs lock").drain().map(|(_, r)| r).collect();
+        for r in &jobs {
+            let _ = r.stop.send(true);
+        }
+        for r in jobs {
+            let _ = r.task.await;
+        }
+    }
+
     /// Whether job `id` runs.
     pub fn is_running(&self, id: i64) -> bool {
         self.0
@@ -59,9 +73,24 @@ async fn start(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    start_job(&state, caller.id, id).await?;
     let job = state
         .registry
         .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(view(&job)))
+}
+
+/// Starts a tenant's job: its pinned versions, its source, a `run` task. Also used at boot for
+/// the jobs that were running when the server stopped.
+pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result<(), ApiError> {
+    let job = state
+        .registry
+        .job(tenant_id, id)?
         .ok_or_else(|| ApiError::not_found("job"))?;
     if state.running.is_running(id) {
         return Err(ApiError::new(
@@ -73,7 +102,7 @@ async fn start(
     let checked = {
         let state = state.clone();
         let (spec, pins) = (job.spec_json.clone(), job.udfs.clone());
-        tokio::task::spawn_blocking(move || check_blocking(&state, caller.id, &spec, Some(pins))).await
+        tokio::task::spawn_blocking(move || check_blocking(&state, tenant_id, &spec, Some(pins))).await
     };
     let (plan, _) = checked.map_err(|_| {
         ApiError::new(
@@ -99,7 +128,7 @@ async fn start(
         workers: None,
         stop: Some(stop_rx),
     };
-    state.registry.set_job_status(caller.id, id, "running", None)?;
+    state.registry.set_job_status(tenant_id, id, "running", None)?;
     let task = {
         let (state, reports) = (state.clone(), reports.clone());
         tokio::spawn(async move {
@@ -112,10 +141,12 @@ async fn start(
             })
             .await;
             let (status, error) = match result {
+                // Stopped by the server's shutdown: it stays `running`, to start again on boot.
+                Ok(_) if state.running.1.load(Ordering::SeqCst) => ("running", None),
                 Ok(_) => ("stopped", None),
                 Err(e) => ("failed", Some(e.to_string())),
             };
-            if let Err(e) = state.registry.set_job_status(caller.id, id, status, error.as_deref()) {
+            if let Err(e) = state.registry.set_job_status(tenant_id, id, status, error.as_deref()) {
                 tracing::error!("job {id}: could not record its status: {e}");
             }
         })
@@ -123,18 +154,14 @@ async fn start(
     state.running.0.lock().expect("jobs lock").insert(
         id,
         Running {
-            tenant_id: caller.id,
+            tenant_id,
             stop: stop_tx,
             task,
             reports,
             output,
         },
     );
-    let job = state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    Ok(Json(view(&job)))
+    Ok(())
 }
 
 /// The running entry of a tenant's job, if it is theirs.
