@@ -51,6 +51,7 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
         batches,
         workers: None,
         stop: None,
+        swaps: None,
     };
     let name = plan.spec.name.clone();
     let io = RunIo {
@@ -59,7 +60,7 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
         dead_letters: dead,
         clock: Arc::new(SystemClock),
     };
-    let done = rt.block_on(run(&plan, runtime, io, &options, |_| {}))?;
+    let done = rt.block_on(run(&plan, runtime, io, options, |_| {}))?;
     tracing::info!("job {name:?} ran {done} batches");
     Ok(())
 }

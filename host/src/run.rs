@@ -55,7 +55,7 @@ pub enum RunError {
 }
 
 /// How long to run.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct RunOptions {
     /// Stop after this many batches (default: a deterministic source's batches; live sources
     /// run until Ctrl-C).
@@ -64,6 +64,20 @@ pub struct RunOptions {
     pub workers: Option<usize>,
     /// Stops the run (after the batch in flight) when it becomes `true`; Ctrl-C always does.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Hot-swaps to apply between batches.
+    pub swaps: Option<tokio::sync::mpsc::UnboundedReceiver<Swap>>,
+}
+
+/// A hot-swap: stage `stage` calls `udf` from the next batch on. The reply is the id of the
+/// first batch the new UDF processes, or why the swap was refused.
+#[derive(Debug)]
+pub struct Swap {
+    /// The stage's index.
+    pub stage: usize,
+    /// The new UDF.
+    pub udf: crate::engine::context::UdfHandle,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
 }
 
 /// Where a run reads from and writes to.
@@ -83,7 +97,7 @@ pub async fn run(
     plan: &JobPlan,
     runtime: Arc<Runtime>,
     io: RunIo,
-    options: &RunOptions,
+    mut options: RunOptions,
     mut on_batch: impl FnMut(&BatchReport),
 ) -> Result<u64, RunError> {
     let RunIo {
@@ -106,6 +120,7 @@ pub async fn run(
         &limits,
         options.workers.unwrap_or_else(crate::engine::workers::available_cores),
     ));
+    let mut swaps = options.swaps.take();
     let mut stop_rx = options.stop.clone();
     let mut stop = Box::pin(async move {
         let asked = async {
@@ -145,6 +160,17 @@ pub async fn run(
         let records_in = input.len() as u64;
         let t = Instant::now();
         let mut p = pipeline.take().expect("the pipeline is returned after each batch");
+        // Swaps take effect at this batch boundary: the whole batch runs with one version.
+        if let Some(rx) = swaps.as_mut() {
+            while let Ok(swap) = rx.try_recv() {
+                let answer = if p.swap_udf(swap.stage, swap.udf) {
+                    Ok(tick.batch_id)
+                } else {
+                    Err(format!("stage {} calls no UDF", swap.stage))
+                };
+                let _ = swap.reply.send(answer);
+            }
+        }
         let (p, result) = tokio::task::spawn_blocking(move || {
             let r = p.run_batch(tick, input);
             (p, r)

@@ -40,9 +40,10 @@ fn slow_batches_delay_the_next_and_nothing_is_dropped() {
         batches: Some(12),
         workers: Some(1),
         stop: None,
+        swaps: None,
     };
     let done = rt
-        .block_on(run(&plan, runtime, io, &options, |r| {
+        .block_on(run(&plan, runtime, io, options, |r| {
             seen.lock().unwrap().push(r.clone())
         }))
         .unwrap();

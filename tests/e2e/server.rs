@@ -499,3 +499,133 @@ fn running_jobs_stop_on_sigterm_and_start_again_with_the_server() {
     let (_, stopped) = call("POST", &format!("{}/api/v1/jobs/{id}/stop", s.base), Some(&a), None);
     assert_eq!(stopped["status"], "stopped");
 }
+
+/// A second version of `parse_visit`, written by hand: every record becomes `("v2", 1)`.
+const PARSE_VISIT_V2: &str = r#"
+(module
+  (memory (export "memory") 2)
+  (func (export "sluice_abi_version") (result i32) i32.const 1)
+  (func (export "sluice_input") (param $len i32) (result i32)
+    (local $pages i32)
+    (local.set $pages (i32.shr_u (i32.add (i32.add (i32.const 66560) (i32.mul (local.get $len) (i32.const 3))) (i32.const 65535)) (i32.const 16)))
+    (if (i32.gt_u (local.get $pages) (memory.size)) (then (drop (memory.grow (i32.sub (local.get $pages) (memory.size))))))
+    i32.const 65536)
+  (func (export "sluice:map:parse_visit") (param $ptr i32) (param $len i32) (result i64)
+    (local $n i32) (local $i i32) (local $p i32) (local $klen i32) (local $out i32) (local $o i32)
+    (local.set $n (i32.load (local.get $ptr)))
+    (local.set $p (i32.add (local.get $ptr) (i32.const 4)))
+    (local.set $out (i32.add (local.get $ptr) (local.get $len)))
+    (i32.store (local.get $out) (local.get $n))
+    (local.set $o (i32.add (local.get $out) (i32.const 4)))
+    (block $done (loop $each
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $klen (i32.load (local.get $p)))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (if (i32.ne (local.get $klen) (i32.const -1)) (then (local.set $p (i32.add (local.get $p) (local.get $klen)))))
+      (local.set $p (i32.add (local.get $p) (i32.add (i32.const 4) (i32.load (local.get $p)))))
+      ;; [u32 2]["v2"][u32 8][i64 1][i64 ts]
+      (i32.store (local.get $o) (i32.const 2))
+      (i32.store16 offset=4 (local.get $o) (i32.const 0x3276))
+      (i32.store offset=6 (local.get $o) (i32.const 8))
+      (i64.store offset=10 (local.get $o) (i64.const 1))
+      (i64.store offset=18 (local.get $o) (i64.load (local.get $p)))
+      (local.set $p (i32.add (local.get $p) (i32.const 8)))
+      (local.set $o (i32.add (local.get $o) (i32.const 26)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $each)))
+    (i32.store (local.get $o) (i32.const 0))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.sub (i32.add (local.get $o) (i32.const 4)) (local.get $out))))))
+"#;
+
+#[test]
+fn hot_swap_under_load_switches_at_a_batch_boundary_without_losing_records() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let (status, v2) = upload(&s, &a, "examples", &wat::parse_str(PARSE_VISIT_V2).unwrap());
+    assert_eq!((status, v2["version"].clone()), (201, json!(2)), "{v2}");
+    assert_eq!(upload(&s, &a, "hostile", sluice_udf_artifacts::HOSTILE).0, 201);
+    let spec = json!({
+        "name": "swappable", "batch_interval": "50ms",
+        "source": { "generator": { "format": "visits", "rate_per_s": 20000 } },
+        "stages": [ { "map": { "udf": "examples@1", "function": "parse_visit", "value": "i64" } }, { "reduce_by_key": { "builtin": "sum" } } ],
+        "sink": { "print": {} }
+    });
+    let (_, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    let id = job["id"].as_i64().unwrap();
+    let url = |p: &str| format!("{}/api/v1/jobs/{id}{p}", s.base);
+    let swap = |body: Value| {
+        call(
+            "POST",
+            &url("/swap"),
+            Some(&a),
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+    };
+
+    assert_eq!(
+        swap(json!({ "stage": 0, "udf": "examples@2" })).0,
+        409,
+        "not running yet"
+    );
+    assert_eq!(call("POST", &url("/start"), Some(&a), None).0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Refused before anything changes: a module without the function, a stage without a UDF.
+    let (status, body) = swap(json!({ "stage": 0, "udf": "hostile@1" }));
+    assert_eq!((status, code(&body)), (400, "incompatible"), "{body}");
+    let (status, body) = swap(json!({ "stage": 1, "udf": "examples@2" }));
+    assert_eq!((status, code(&body)), (400, "not_a_udf_stage"), "{body}");
+
+    let (status, done) = swap(json!({ "stage": 0, "udf": "examples@2" }));
+    assert_eq!(status, 200, "{done}");
+    let effective = done["effective_batch"].as_i64().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(call("POST", &url("/stop"), Some(&a), None).0, 200);
+
+    let (_, batches) = call("GET", &url("/batches"), Some(&a), None);
+    let batches = batches.as_array().unwrap();
+    let ids: Vec<i64> = batches.iter().map(|b| b["batch_id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as i64).collect::<Vec<_>>(),
+        "no batch skipped or repeated"
+    );
+    assert!(ids.len() as i64 > effective, "batches ran after the swap");
+    for b in batches {
+        assert_eq!(b["records_in"], 1000);
+        assert_eq!(
+            b["stages"][0]["records_out"], 1000,
+            "no record lost or doubled in batch {}",
+            b["batch_id"]
+        );
+    }
+    // Each batch's output comes from exactly one version, and all its records are counted.
+    let (_, out) = call("GET", &url("/output"), Some(&a), None);
+    let mut by_batch: std::collections::BTreeMap<i64, Vec<(String, i64)>> = Default::default();
+    for r in out.as_array().unwrap() {
+        by_batch
+            .entry(r["batch"].as_i64().unwrap())
+            .or_default()
+            .push((r["key"].as_str().unwrap().into(), r["value"].as_i64().unwrap()));
+    }
+    let first = *by_batch.keys().next().unwrap();
+    for (batch, records) in by_batch.iter().filter(|(b, _)| **b > first) {
+        let v2 = records.iter().filter(|(k, _)| k == "v2").count();
+        if *batch >= effective {
+            assert_eq!(records, &vec![("v2".to_owned(), 1000)], "batch {batch} ran v2 only");
+        } else {
+            assert_eq!(v2, 0, "batch {batch} ran v1 only");
+            assert_eq!(records.iter().map(|(_, n)| n).sum::<i64>(), 1000);
+        }
+    }
+    let (_, got) = call("GET", &url(""), Some(&a), None);
+    assert_eq!(
+        got["swaps"],
+        json!([{ "stage": 0, "udf": "examples@2", "batch": effective }])
+    );
+    assert_eq!(
+        got["udfs"],
+        json!([{ "module": "examples", "version": 1 }, { "module": "examples", "version": 2 }])
+    );
+}

@@ -40,6 +40,12 @@ pub trait Operator: Send {
     fn map_side_fold(&self) -> Option<crate::engine::reducer::Builtin> {
         None
     }
+
+    /// Replaces the UDF this stage calls (hot-swap, between batches). `false` for stages that
+    /// call no UDF of their own.
+    fn swap_udf(&mut self, _udf: crate::engine::context::UdfHandle) -> bool {
+        false
+    }
 }
 
 /// A stage that treats each record on its own, so parts of a batch can run in parallel and be

@@ -53,6 +53,12 @@ impl Pipeline {
         }
     }
 
+    /// Makes stage `stage` call `udf` from the next batch on (hot-swap). `false` if there is no
+    /// such stage or it calls no UDF.
+    pub fn swap_udf(&mut self, stage: usize, udf: super::context::UdfHandle) -> bool {
+        self.stages.get_mut(stage).is_some_and(|s| s.op.swap_udf(udf))
+    }
+
     /// Runs every stage over batch `tick`, whose records are `input`.
     pub fn run_batch(&mut self, tick: Tick, input: RecordBatch) -> Result<BatchOutput, EngineError> {
         let mut data = Some(input);

@@ -134,6 +134,51 @@ impl Registry {
         Ok(())
     }
 
+    /// Records a hot-swap of a tenant's job: stage `stage` runs `module@version` from batch
+    /// `batch_id` on; the version is pinned from then on.
+    pub fn record_swap(
+        &self,
+        tenant_id: i64,
+        job_id: i64,
+        stage: i64,
+        module: &str,
+        version: i64,
+        batch_id: i64,
+    ) -> Result<(), RegistryError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let owned: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE tenant_id = ?1 AND id = ?2)",
+            params![tenant_id, job_id],
+            |r| r.get(0),
+        )?;
+        if owned {
+            tx.execute(
+                "INSERT INTO swaps (job_id, stage, module, version, batch_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![job_id, stage, module, version, batch_id, now_ms()],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO job_udfs (job_id, module, version) VALUES (?1, ?2, ?3)",
+                params![job_id, module, version],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A tenant's job's hot-swaps, oldest first: `(stage, module, version, batch_id)`.
+    pub fn job_swaps(&self, tenant_id: i64, job_id: i64) -> Result<Vec<(i64, String, i64, i64)>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT s.stage, s.module, s.version, s.batch_id FROM swaps s JOIN jobs j ON j.id = s.job_id
+             WHERE j.tenant_id = ?1 AND s.job_id = ?2 ORDER BY s.id",
+        )?;
+        let rows = stmt.query_map(params![tenant_id, job_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every tenant's jobs with this status, `(tenant_id, job_id)`: for the server's boot only
     /// (restarting the jobs that were running); it is not a tenant-facing query.
     pub fn jobs_with_status(&self, status: &str) -> Result<Vec<(i64, i64)>, RegistryError> {

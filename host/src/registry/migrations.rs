@@ -49,6 +49,16 @@ pub const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         PRIMARY KEY (job_id, module, version)
      );",
+    // 3: hot-swaps, with the batch where each took effect.
+    "CREATE TABLE swaps (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        stage INTEGER NOT NULL,
+        module TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        batch_id INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+     );",
 ];
 
 /// Applies the migrations the database has not had yet, each in its own transaction.

@@ -232,8 +232,21 @@ async fn get_one(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    match state.registry.job(caller.id, job_id(&id)?)? {
-        Some(j) => Ok(Json(view(&j))),
+    let id = job_id(&id)?;
+    match state.registry.job(caller.id, id)? {
+        Some(j) => {
+            let mut v = view(&j);
+            let swaps = state.registry.job_swaps(caller.id, id)?;
+            v["swaps"] = json!(
+                swaps
+                    .iter()
+                    .map(
+                        |(stage, m, ver, batch)| json!({ "stage": stage, "udf": format!("{m}@{ver}"), "batch": batch })
+                    )
+                    .collect::<Vec<_>>()
+            );
+            Ok(Json(v))
+        }
         None => Err(ApiError::not_found("job")),
     }
 }

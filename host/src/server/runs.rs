@@ -16,8 +16,12 @@ use super::auth::Caller;
 use super::jobs::{check_blocking, job_id, view};
 use super::{ApiError, AppState};
 use crate::engine::SystemClock;
-use crate::run::{BatchReport, RunIo, RunOptions, run};
+use crate::engine::context::UdfHandle;
+use crate::job::plan::PlannedStage;
+use crate::registry::VersionRef;
+use crate::run::{BatchReport, RunIo, RunOptions, Swap, run};
 use crate::sink::memory::{MemorySink, Recent};
+use sluice_abi::UdfKind;
 
 /// Reports and output records kept per job.
 const RECENT_MAX: usize = 1000;
@@ -25,6 +29,9 @@ const RECENT_MAX: usize = 1000;
 /// A job running in this process.
 pub struct Running {
     tenant_id: i64,
+    /// Where hot-swaps go, and per stage the UDF kind and function it calls (if any).
+    swaps: Option<tokio::sync::mpsc::UnboundedSender<Swap>>,
+    stages: Vec<Option<(UdfKind, String)>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     reports: Arc<Mutex<VecDeque<BatchReport>>>,
@@ -65,6 +72,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/stop", post(stop))
         .route("/api/v1/jobs/{id}/batches", get(batches))
         .route("/api/v1/jobs/{id}/output", get(output))
+        .route("/api/v1/jobs/{id}/swap", post(swap))
 }
 
 async fn start(
@@ -123,16 +131,26 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
         clock: Arc::new(SystemClock),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (swap_tx, swap_rx) = tokio::sync::mpsc::unbounded_channel();
     let options = RunOptions {
         batches: None,
         workers: None,
         stop: Some(stop_rx),
+        swaps: Some(swap_rx),
     };
+    let stages: Vec<Option<(UdfKind, String)>> = plan
+        .stages
+        .iter()
+        .map(|s| match s {
+            PlannedStage::Udf { kind, udf, .. } => Some((*kind, udf.function.clone())),
+            _ => None,
+        })
+        .collect();
     state.registry.set_job_status(tenant_id, id, "running", None)?;
     let task = {
         let (state, reports) = (state.clone(), reports.clone());
         tokio::spawn(async move {
-            let result = run(&plan, state.runtime.clone(), io, &options, |r| {
+            let result = run(&plan, state.runtime.clone(), io, options, |r| {
                 let mut recent = reports.lock().expect("reports lock");
                 if recent.len() == RECENT_MAX {
                     recent.pop_front();
@@ -155,6 +173,8 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
         id,
         Running {
             tenant_id,
+            swaps: Some(swap_tx),
+            stages,
             stop: stop_tx,
             task,
             reports,
@@ -201,6 +221,8 @@ async fn stop(
             id,
             Running {
                 tenant_id: r.tenant_id,
+                swaps: None,
+                stages: r.stages,
                 stop: r.stop,
                 task: tokio::spawn(async {}),
                 reports: r.reports,
@@ -257,4 +279,114 @@ async fn output(
     })
     .unwrap_or_default();
     Ok(Json(json!(records)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapRequest {
+    /// The stage's index in the spec's `stages`.
+    stage: usize,
+    /// `module@version` or `module@latest` of the tenant.
+    udf: String,
+}
+
+/// Hot-swap: a running job's stage calls another version of its UDF from the next batch on.
+/// The new version must have the same function with the same kind; it is checked before
+/// anything changes, and the batch where it took effect is recorded.
+async fn swap(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<SwapRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let Json(req) = body?;
+    let bad = |code, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
+    let target = entry(&state, caller.id, id, |r| {
+        (r.swaps.clone(), r.stages.get(req.stage).cloned())
+    });
+    let Some((Some(sender), stage)) = target.filter(|_| state.running.is_running(id)) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_running",
+            format!("job {id} is not running; start it first"),
+        ));
+    };
+    let Some(Some((kind, function))) = stage else {
+        return Err(bad(
+            "not_a_udf_stage",
+            format!("stage {} does not call a UDF (or does not exist)", req.stage),
+        ));
+    };
+    let (name, version) = req.udf.split_once('@').unwrap_or((req.udf.as_str(), "latest"));
+    let wanted = match version {
+        "latest" => VersionRef::Latest,
+        v => VersionRef::Exact(
+            v.parse()
+                .map_err(|_| bad("bad_version", format!("version {v:?} is not a number or `latest`")))?,
+        ),
+    };
+    let (m, wasm) = state
+        .registry
+        .module(caller.id, name, wanted)?
+        .ok_or_else(|| bad("no_module", format!("no module `{}` in this tenant", req.udf)))?;
+    let label = format!("{name}@{}", m.version);
+    let module = {
+        let runtime = state.runtime.clone();
+        let label = label.clone();
+        tokio::task::spawn_blocking(move || runtime.load(&label, &wasm))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "loading the module failed",
+                )
+            })??
+    };
+    match module.manifest().get(&function) {
+        Some(u) if u.kind == kind => {}
+        _ => {
+            return Err(bad(
+                "incompatible",
+                format!(
+                    "{label} has no {kind} UDF named `{function}` (it has: {}); nothing changed",
+                    module.manifest().describe()
+                ),
+            ));
+        }
+    }
+    let udf = UdfHandle {
+        module,
+        function,
+        limits: state.runtime.config().default_limits.clone(),
+    };
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    sender
+        .send(Swap {
+            stage: req.stage,
+            udf,
+            reply: reply_tx,
+        })
+        .map_err(|_| ApiError::new(StatusCode::CONFLICT, "not_running", format!("job {id} stopped")))?;
+    let batch = reply_rx
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not_running",
+                format!("job {id} stopped before the swap"),
+            )
+        })?
+        .map_err(|e| bad("not_a_udf_stage", e))?;
+    state
+        .registry
+        .record_swap(caller.id, id, req.stage as i64, name, m.version, batch as i64)?;
+    Ok(Json(
+        json!({ "stage": req.stage, "udf": label, "effective_batch": batch }),
+    ))
 }

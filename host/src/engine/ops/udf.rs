@@ -46,6 +46,11 @@ macro_rules! per_partition {
             fn partitioned(&self) -> Option<&dyn PartitionOp> {
                 Some(self)
             }
+
+            fn swap_udf(&mut self, udf: UdfHandle) -> bool {
+                self.0 = udf;
+                true
+            }
         }
     )*};
 }
