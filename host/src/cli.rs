@@ -43,6 +43,12 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
     let plan =
         job::read_and_check(path, &text, &resolver, prepare).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let source = crate::source::open(&plan.spec.source, plan.batch_ms)?;
+    if source.ingest().is_some() {
+        bail!(
+            "{}: source: the http source takes records sent to `sluice serve` (POST /api/v1/jobs/ID/ingest); with `sluice run` use socket, directory, batches or generator",
+            path.display()
+        );
+    }
     let sink = crate::sink::open(&plan.spec.sink, plan.output_type, Box::new(std::io::stdout()))
         .with_context(|| "cannot open the sink")?;
     let dead = dead_letter_writer(plan.spec.dead_letter.as_ref()).context("cannot open the dead-letter output")?;

@@ -5,6 +5,7 @@
 mod batches;
 mod directory;
 pub mod generator;
+pub mod http;
 mod socket;
 
 use crate::batch::RecordBatch;
@@ -37,6 +38,11 @@ pub trait Source: Send {
     /// Whether records arrive on their own time (the scheduler then waits for each interval);
     /// otherwise batches are made as fast as the job runs.
     fn is_live(&self) -> bool;
+
+    /// For a source fed over HTTP: the buffer the server's ingest handler fills.
+    fn ingest(&self) -> Option<std::sync::Arc<http::IngestBuffer>> {
+        None
+    }
 }
 
 /// Opens the source a spec describes. Live sources start gathering now.
@@ -56,6 +62,9 @@ pub fn open(spec: &SourceSpec, batch_ms: i64) -> Result<Box<dyn Source>, SourceE
             lines_per_batch.unwrap_or(10_000),
             *seed,
             batch_ms,
+        )),
+        SourceSpec::Http { buffer_records } => Box::new(http::HttpSource::new(
+            buffer_records.unwrap_or(http::BUFFER_RECORDS_DEFAULT),
         )),
         SourceSpec::Union(parts) => Box::new(Union(
             parts.iter().map(|p| open(p, batch_ms)).collect::<Result<_, _>>()?,
@@ -86,5 +95,9 @@ impl Source for Union {
 
     fn is_live(&self) -> bool {
         self.0.iter().any(|s| s.is_live())
+    }
+
+    fn ingest(&self) -> Option<std::sync::Arc<http::IngestBuffer>> {
+        self.0.iter().find_map(|s| s.ingest())
     }
 }

@@ -629,3 +629,70 @@ fn hot_swap_under_load_switches_at_a_batch_boundary_without_losing_records() {
         json!([{ "module": "examples", "version": 1 }, { "module": "examples", "version": 2 }])
     );
 }
+
+#[test]
+fn scenario_1_over_http_ingest_gives_the_known_answer_and_backpressure_is_429() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let spec = json!({
+        "name": "visits over http", "batch_interval": "100ms",
+        "source": { "http": { "buffer_records": 50 } },
+        "stages": [
+            { "map": { "udf": "examples@latest", "function": "parse_visit", "value": "i64" } },
+            { "reduce_by_key_and_window": { "length": "60s", "reduce": { "builtin": "sum", "inverse": true }, "filter": "nonzero" } }
+        ],
+        "sink": { "print": {} }
+    });
+    let (status, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_i64().unwrap();
+    let url = |p: &str| format!("{}/api/v1/jobs/{id}{p}", s.base);
+    let send = |ct: &str, body: &[u8]| call("POST", &url("/ingest"), Some(&a), Some((ct, body.to_vec())));
+
+    assert_eq!(code(&send("text/plain", b"u1,1,/a\n").1), "not_running");
+    assert_eq!(call("POST", &url("/start"), Some(&a), None).0, 200);
+    // The seed's scenario 1 input (examples/data/visits.jsonl), as one JSON request and as lines.
+    let lines = json!([
+        "u1,1700000001,/home",
+        "u2,1700000001,/cart",
+        "u1,1700000001,/item/3",
+        "u3,1700000002,/home"
+    ]);
+    let (status, body) = send("application/json", lines.to_string().as_bytes());
+    assert_eq!((status, body["accepted"].clone()), (202, json!(4)), "{body}");
+    let (status, body) = send(
+        "text/plain",
+        b"u1,1700000004,/checkout\nu2,1700000004,/home\r\nu3,1700000005,/item/7\n",
+    );
+    assert_eq!((status, body["accepted"].clone()), (202, json!(3)), "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let (_, out) = call("GET", &url("/output"), Some(&a), None);
+    let out = out.as_array().unwrap();
+    let last = out.iter().map(|r| r["batch"].as_i64().unwrap()).max().unwrap();
+    let mut counts: Vec<(String, i64)> = out
+        .iter()
+        .filter(|r| r["batch"] == last)
+        .map(|r| (r["key"].as_str().unwrap().to_owned(), r["value"].as_i64().unwrap()))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [("u1".to_owned(), 3), ("u2".to_owned(), 2), ("u3".to_owned(), 2)]
+    );
+
+    // More than the buffer holds: refused whole with 429, nothing taken.
+    let many: Vec<String> = (0..60).map(|i| format!("u9,{i},/x")).collect();
+    let (status, body) = send("text/plain", many.join("\n").as_bytes());
+    assert_eq!((status, code(&body)), (429, "backpressure"), "{body}");
+    let (status, body) = send("application/json", b"[1, 2]");
+    assert_eq!((status, code(&body)), (400, "bad_json"), "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, out) = call("GET", &url("/output"), Some(&a), None);
+    assert!(
+        out.as_array().unwrap().iter().all(|r| r["key"] != "u9"),
+        "a refused request adds nothing"
+    );
+    assert_eq!(call("POST", &url("/stop"), Some(&a), None).0, 200);
+}

@@ -130,6 +130,12 @@ pub enum SourceSpec {
         #[serde(default)]
         seed: u64,
     },
+    /// Records sent to the job over HTTP (`POST /api/v1/jobs/ID/ingest`; `sluice serve` only).
+    Http {
+        /// How many records may wait for the next batch; past that, senders get 429.
+        #[serde(default)]
+        buffer_records: Option<usize>,
+    },
     /// The records of several sources together.
     Union(Vec<SourceSpec>),
 }

@@ -106,13 +106,13 @@ fn server_only_problems(spec: &job::JobSpec) -> Vec<job::SpecError> {
         match s {
             SourceSpec::Batches { .. } | SourceSpec::Directory { .. } => true,
             SourceSpec::Union(parts) => parts.iter().any(files),
-            SourceSpec::Socket { .. } | SourceSpec::Generator { .. } => false,
+            SourceSpec::Socket { .. } | SourceSpec::Generator { .. } | SourceSpec::Http { .. } => false,
         }
     }
     if files(&spec.source) {
         out.push(err(
             "source",
-            "the server reads no files of its host: use `socket` or `generator` (files are for `sluice run`)",
+            "the server reads no files of its host: use `http`, `socket` or `generator` (files are for `sluice run`)",
         ));
     }
     if !matches!(spec.sink, SinkSpec::Print { .. }) {

@@ -21,14 +21,19 @@ use crate::job::plan::PlannedStage;
 use crate::registry::VersionRef;
 use crate::run::{BatchReport, RunIo, RunOptions, Swap, run};
 use crate::sink::memory::{MemorySink, Recent};
+use crate::source::http::{IngestBuffer, Ingested};
 use sluice_abi::UdfKind;
 
 /// Reports and output records kept per job.
 const RECENT_MAX: usize = 1000;
+/// Largest ingest request body.
+const INGEST_BYTES_MAX: usize = 16 << 20;
 
 /// A job running in this process.
 pub struct Running {
     tenant_id: i64,
+    /// Where records sent over HTTP go, for an `http` source.
+    ingest: Option<Arc<IngestBuffer>>,
     /// Where hot-swaps go, and per stage the UDF kind and function it calls (if any).
     swaps: Option<tokio::sync::mpsc::UnboundedSender<Swap>>,
     stages: Vec<Option<(UdfKind, String)>>,
@@ -73,6 +78,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/batches", get(batches))
         .route("/api/v1/jobs/{id}/output", get(output))
         .route("/api/v1/jobs/{id}/swap", post(swap))
+        .route(
+            "/api/v1/jobs/{id}/ingest",
+            post(ingest).layer(axum::extract::DefaultBodyLimit::max(INGEST_BYTES_MAX)),
+        )
 }
 
 async fn start(
@@ -121,6 +130,7 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
     })??;
     let source = crate::source::open(&plan.spec.source, plan.batch_ms)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "source", e.to_string()))?;
+    let ingest = source.ingest();
     let output: Recent = Arc::default();
     let reports: Arc<Mutex<VecDeque<BatchReport>>> = Arc::default();
     let sink = Box::new(MemorySink::new(output.clone(), RECENT_MAX, plan.output_type));
@@ -173,6 +183,7 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
         id,
         Running {
             tenant_id,
+            ingest,
             swaps: Some(swap_tx),
             stages,
             stop: stop_tx,
@@ -221,6 +232,7 @@ async fn stop(
             id,
             Running {
                 tenant_id: r.tenant_id,
+                ingest: None,
                 swaps: None,
                 stages: r.stages,
                 stop: r.stop,
@@ -389,4 +401,103 @@ async fn swap(
     Ok(Json(
         json!({ "stage": req.stage, "udf": label, "effective_batch": batch }),
     ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum IngestItem {
+    Value(String),
+    Record(IngestRecord),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestRecord {
+    #[serde(default)]
+    key: Option<String>,
+    value: String,
+    #[serde(default)]
+    timestamp: Option<i64>,
+}
+
+/// HTTP ingest: records for a running job with an `http` source, as a JSON array (strings or
+/// `{"key", "value", "timestamp"}`) or as text lines. 202 when the job took them all; 429 when
+/// its buffer cannot take them all (none taken: retry later).
+async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let body = body?;
+    let buffer = entry(&state, caller.id, id, |r| r.ingest.clone()).filter(|_| state.running.is_running(id));
+    let Some(buffer) = buffer else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_running",
+            format!("job {id} is not running; start it first"),
+        ));
+    };
+    let Some(buffer) = buffer else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_http_source",
+            format!("job {id} does not read from an `http` source"),
+        ));
+    };
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let records: Vec<Ingested> = if json {
+        let items: Vec<IngestItem> = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("expected a JSON array of strings or {{\"key\", \"value\", \"timestamp\"}} objects: {e}"),
+            )
+        })?;
+        items
+            .into_iter()
+            .map(|i| match i {
+                IngestItem::Value(v) => Ingested {
+                    key: None,
+                    value: v.into_bytes(),
+                    timestamp_ms: None,
+                },
+                IngestItem::Record(r) => Ingested {
+                    key: r.key.map(String::into_bytes),
+                    value: r.value.into_bytes(),
+                    timestamp_ms: r.timestamp,
+                },
+            })
+            .collect()
+    } else {
+        body.split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.is_empty())
+            .map(|l| Ingested {
+                key: None,
+                value: l.to_vec(),
+                timestamp_ms: None,
+            })
+            .collect()
+    };
+    match buffer.offer(records) {
+        Ok(n) => Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n })))),
+        Err(full) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "backpressure",
+            format!(
+                "job {id}'s buffer can take {} more records of {} (it empties at every batch); nothing was taken: retry, or send fewer records at a time",
+                full.free, full.capacity
+            ),
+        )),
+    }
 }
