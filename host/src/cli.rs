@@ -58,6 +58,7 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
         workers: None,
         stop: None,
         swaps: None,
+        limits: None,
     };
     let name = plan.spec.name.clone();
     let io = RunIo {

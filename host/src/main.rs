@@ -46,6 +46,21 @@ enum Command {
         /// Where the registry and compiled modules live.
         #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
         data_dir: std::path::PathBuf,
+        /// Jobs a tenant may have.
+        #[arg(long, default_value_t = 20)]
+        quota_jobs: usize,
+        /// Bytes of UDF modules a tenant may store.
+        #[arg(long, default_value_t = 100 << 20)]
+        quota_module_bytes: i64,
+        /// Memory of one UDF call, in bytes.
+        #[arg(long, default_value_t = 64 << 20)]
+        quota_call_memory_bytes: usize,
+        /// Time of one UDF call, in ms.
+        #[arg(long, default_value_t = 1000)]
+        quota_call_cpu_time_ms: u64,
+        /// Records per second one job may take over HTTP.
+        #[arg(long, default_value_t = 1_000_000)]
+        quota_ingest_records_per_s: u64,
     },
     /// Runs a job from its spec file on this machine, without the server; output on stdout.
     Run {
@@ -75,7 +90,25 @@ fn main() -> std::process::ExitCode {
     }) {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
         Command::Bench { quick } => sluice::bench::run(sluice::bench::BenchOptions { quick }),
-        Command::Serve { listen, data_dir } => sluice::server::serve(sluice::server::ServeOptions { listen, data_dir }),
+        Command::Serve {
+            listen,
+            data_dir,
+            quota_jobs,
+            quota_module_bytes,
+            quota_call_memory_bytes,
+            quota_call_cpu_time_ms,
+            quota_ingest_records_per_s,
+        } => sluice::server::serve(sluice::server::ServeOptions {
+            listen,
+            data_dir,
+            quotas: sluice::server::quotas::Quotas {
+                jobs_max: quota_jobs,
+                module_bytes_max: quota_module_bytes,
+                call_memory_bytes_max: quota_call_memory_bytes,
+                call_cpu_time_ms_max: quota_call_cpu_time_ms,
+                ingest_records_per_s_max: quota_ingest_records_per_s,
+            },
+        }),
         Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),
     };
     match result {

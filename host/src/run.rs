@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
     /// Hot-swaps to apply between batches.
     pub swaps: Option<tokio::sync::mpsc::UnboundedReceiver<Swap>>,
+    /// Limits of the job's UDF calls (default: the runtime's).
+    pub limits: Option<crate::runtime::CallLimits>,
 }
 
 /// A hot-swap: stage `stage` calls `udf` from the next batch on. The reply is the id of the
@@ -114,7 +116,10 @@ pub async fn run(
     } else {
         0
     };
-    let limits = runtime.config().default_limits.clone();
+    let limits = options
+        .limits
+        .clone()
+        .unwrap_or_else(|| runtime.config().default_limits.clone());
     let mut pipeline: Option<Pipeline> = Some(plan.pipeline(
         runtime,
         &limits,

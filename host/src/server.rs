@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod jobs;
+pub mod quotas;
 mod runs;
 mod tenants;
 mod udfs;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Jobs running in this process.
     pub running: runs::RunningJobs,
+    /// What each tenant may use.
+    pub quotas: quotas::Quotas,
+    /// Ingest rates per job.
+    pub ingest_rates: quotas::IngestRates,
 }
 
 /// The API.
@@ -57,6 +62,8 @@ pub struct ServeOptions {
     pub listen: String,
     /// Where the registry and the compile cache live.
     pub data_dir: PathBuf,
+    /// What each tenant may use.
+    pub quotas: quotas::Quotas,
 }
 
 /// Opens the data directory (creating the admin tenant and its token on first start) and serves
@@ -83,6 +90,8 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         registry,
         runtime,
         running: Default::default(),
+        quotas: options.quotas.clone(),
+        ingest_rates: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {

@@ -41,6 +41,7 @@ fn slow_batches_delay_the_next_and_nothing_is_dropped() {
         workers: Some(1),
         stop: None,
         swaps: None,
+        limits: None,
     };
     let done = rt
         .block_on(run(&plan, runtime, io, options, |r| {

@@ -41,9 +41,15 @@ fn start() -> Server {
 
 /// A server on an existing data directory.
 fn start_at(dir: tempfile::TempDir) -> Server {
+    start_with(dir, &[])
+}
+
+/// A server with more command-line options.
+fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
     let mut child = Command::new(sluice_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -695,4 +701,84 @@ fn scenario_1_over_http_ingest_gives_the_known_answer_and_backpressure_is_429() 
         "a refused request adds nothing"
     );
     assert_eq!(call("POST", &url("/stop"), Some(&a), None).0, 200);
+}
+
+#[test]
+fn quotas_name_themselves_and_feed_the_call_limits() {
+    let size = sluice_udf_artifacts::EXAMPLES.len().to_string();
+    let s = start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--quota-jobs",
+            "1",
+            "--quota-module-bytes",
+            &size,
+            "--quota-ingest-records-per-s",
+            "5",
+            "--quota-call-cpu-time-ms",
+            "100",
+        ],
+    );
+    let a = new_tenant(&s, "acme");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let (status, body) = upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES);
+    assert_eq!((status, code(&body)), (403, "quota"));
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("module_bytes_max"),
+        "{body}"
+    );
+    assert_eq!(
+        call("DELETE", &format!("{}/api/v1/udfs/examples/1", s.base), Some(&a), None).0,
+        204
+    );
+    assert_eq!(
+        upload(&s, &a, "hostile", sluice_udf_artifacts::HOSTILE).0,
+        201,
+        "deleting frees the quota"
+    );
+
+    // A job whose UDF never returns: the tenant's call time quota (100 ms) stops it.
+    let spec = json!({
+        "name": "spinner", "batch_interval": "100ms",
+        "source": { "http": {} },
+        "stages": [ { "map": { "udf": "hostile", "function": "spin" } } ],
+        "sink": { "print": {} }
+    });
+    let (status, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_i64().unwrap();
+    let (status, body) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    assert_eq!((status, code(&body)), (403, "quota"));
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("jobs_max"),
+        "{body}"
+    );
+
+    let url = |p: &str| format!("{}/api/v1/jobs/{id}{p}", s.base);
+    assert_eq!(call("POST", &url("/start"), Some(&a), None).0, 200);
+    let send = |body: &[u8]| call("POST", &url("/ingest"), Some(&a), Some(("text/plain", body.to_vec())));
+    let (status, body) = send(b"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+    assert_eq!((status, code(&body)), (429, "quota"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ingest_records_per_s_max"),
+        "{body}"
+    );
+    assert_eq!(send(b"one\n").0, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let job = loop {
+        let (_, job) = call("GET", &url(""), Some(&a), None);
+        if job["status"] == "failed" || std::time::Instant::now() > deadline {
+            break job;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("time limit of 100 ms") && error.contains("hostile@1"),
+        "{error}"
+    );
 }

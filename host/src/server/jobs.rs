@@ -207,6 +207,16 @@ async fn create(
     Caller(caller): Caller,
     body: String,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let jobs = state.registry.list_jobs(caller.id)?.len();
+    if jobs >= state.quotas.jobs_max {
+        return Err(super::quotas::exceeded(
+            "jobs_max",
+            format!(
+                "the tenant has {jobs} jobs, the quota is {} (delete a job first)",
+                state.quotas.jobs_max
+            ),
+        ));
+    }
     let (name, pinned) = check(&state, caller.id, body.clone()).await?;
     let job = state.registry.create_job(caller.id, &name, &body, &pinned)?;
     Ok((StatusCode::CREATED, Json(view(&job))))

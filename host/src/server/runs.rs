@@ -142,11 +142,13 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (swap_tx, swap_rx) = tokio::sync::mpsc::unbounded_channel();
+    let limits = state.quotas.call_limits(&state.runtime.config().default_limits);
     let options = RunOptions {
         batches: None,
         workers: None,
         stop: Some(stop_rx),
         swaps: Some(swap_rx),
+        limits: Some(limits),
     };
     let stages: Vec<Option<(UdfKind, String)>> = plan
         .stages
@@ -375,7 +377,7 @@ async fn swap(
     let udf = UdfHandle {
         module,
         function,
-        limits: state.runtime.config().default_limits.clone(),
+        limits: state.quotas.call_limits(&state.runtime.config().default_limits),
     };
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
     sender
@@ -489,6 +491,9 @@ async fn ingest(
             })
             .collect()
     };
+    state
+        .ingest_rates
+        .take(id, records.len() as u64, state.quotas.ingest_records_per_s_max)?;
     match buffer.offer(records) {
         Ok(n) => Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n })))),
         Err(full) => Err(ApiError::new(

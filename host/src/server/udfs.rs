@@ -60,6 +60,17 @@ async fn upload(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     check_name("module", &name)?;
     let bytes = body?;
+    let used = state.registry.module_bytes(caller.id)?;
+    let max = state.quotas.module_bytes_max;
+    if used + bytes.len() as i64 > max {
+        return Err(super::quotas::exceeded(
+            "module_bytes_max",
+            format!(
+                "the tenant stores {used} bytes of modules, this one has {}, the quota is {max} (delete old versions)",
+                bytes.len()
+            ),
+        ));
+    }
     let runtime = state.runtime.clone();
     let label = format!("{name}@upload");
     let wasm = bytes.clone();
