@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod jobs;
+pub mod metrics;
 pub mod quotas;
 mod runs;
 mod tenants;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub quotas: quotas::Quotas,
     /// Ingest rates per job.
     pub ingest_rates: quotas::IngestRates,
+    /// The server's own figures.
+    pub metrics: metrics::ServerMetrics,
 }
 
 /// The API.
@@ -47,6 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/health",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/metrics", get(metrics::metrics))
         .merge(tenants::routes())
         .merge(udfs::routes(module_bytes_max))
         .merge(jobs::routes())
@@ -92,6 +96,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         running: Default::default(),
         quotas: options.quotas.clone(),
         ingest_rates: Default::default(),
+        metrics: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {

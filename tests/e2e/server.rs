@@ -445,6 +445,36 @@ fn a_job_runs_in_the_server_and_shows_its_batches_and_output() {
     );
     assert_eq!(call("GET", &url("/output"), Some(&b), None).0, 404);
 
+    // Prometheus metrics (admin only): the job's counters, its UDF calls and its histograms.
+    let (status, text) = call("GET", &format!("{}/metrics", s.base), Some(&s.admin), None);
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap().to_owned();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    let job = format!("tenant=\"2\",job=\"{id}\"");
+    assert!(value(&format!("sluice_job_batches_total{{{job}}}")) >= 5.0);
+    assert!(value(&format!("sluice_job_input_records_total{{{job}}}")) >= 2500.0);
+    assert!(value(&format!("sluice_udf_calls_total{{{job},stage=\"stages[0].map\"}}")) >= 5.0);
+    assert!(
+        text.contains("sluice_batch_processing_seconds_bucket{") && text.contains("le=\"+Inf\"}"),
+        "{text}"
+    );
+    assert!(text.contains("sluice_batch_scheduling_delay_seconds_count{"), "{text}");
+    assert!(value("sluice_jobs_running ") >= 1.0);
+    assert!(value("process_resident_memory_bytes ") > 0.0);
+    assert_eq!(
+        code(&call("GET", &format!("{}/metrics", s.base), Some(&a), None).1),
+        "forbidden"
+    );
+    assert_eq!(
+        code(&call("GET", &format!("{}/metrics", s.base), None, None).1),
+        "unauthorized"
+    );
     let (status, stopped) = call("POST", &url("/stop"), Some(&a), None);
     assert_eq!(
         (status, stopped["status"].clone()),
@@ -780,5 +810,12 @@ fn quotas_name_themselves_and_feed_the_call_limits() {
     assert!(
         error.contains("time limit of 100 ms") && error.contains("hostile@1"),
         "{error}"
+    );
+    let (_, text) = call("GET", &format!("{}/metrics", s.base), Some(&s.admin), None);
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("sluice_udf_failures_total{kind=\"timeout\"} 1"),
+        "{text}"
     );
 }

@@ -37,7 +37,7 @@ pub struct DeadLetter {
 }
 
 /// Records in and out of one stage for one batch.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StageCounts {
     /// The stage's name.
     pub stage: String,
@@ -47,6 +47,10 @@ pub struct StageCounts {
     pub records_out: u64,
     /// Records refused.
     pub errors: u64,
+    /// Wasm calls the stage made (one per batch part).
+    pub udf_calls: u64,
+    /// Time spent in those calls, in ms.
+    pub udf_ms: f64,
 }
 
 /// A UDF a stage calls: a function of a loaded module, with the limits its calls run under.
@@ -79,6 +83,10 @@ pub struct StageContext<'a> {
     /// Index in the stage's input of the first record of the part being processed (errors
     /// name records by their index in the whole input).
     pub first_record: u32,
+    /// Wasm calls made by this stage in this batch.
+    pub udf_calls: u64,
+    /// Time spent in them, in ns.
+    pub udf_nanos: u64,
 }
 
 /// Batches smaller than this run as one part on one worker: splitting costs more than it saves.
@@ -105,6 +113,8 @@ impl<'a> StageContext<'a> {
             dead_letters: Vec::new(),
             errors: 0,
             first_record: 0,
+            udf_calls: 0,
+            udf_nanos: 0,
         }
     }
 
@@ -119,11 +129,14 @@ impl<'a> StageContext<'a> {
             .slot()
             .lock()
             .expect("a worker slot is never poisoned: calls do not panic");
-        warm.with(self.runtime, &udf.module, &udf.limits, |i| call(i, &udf.function))
-            .map_err(|source| EngineError::Udf {
-                stage: self.stage.to_owned(),
-                source,
-            })
+        let started = std::time::Instant::now();
+        let result = warm.with(self.runtime, &udf.module, &udf.limits, |i| call(i, &udf.function));
+        self.udf_calls += 1;
+        self.udf_nanos += started.elapsed().as_nanos() as u64;
+        result.map_err(|source| EngineError::Udf {
+            stage: self.stage.to_owned(),
+            source,
+        })
     }
 
     /// Runs `f` on each item on the worker threads, results in item order. Refused records of
@@ -141,14 +154,16 @@ impl<'a> StageContext<'a> {
                 .map(|item| {
                     let mut sub = StageContext::new(runtime, workers, policy, tick, stage);
                     let r = f(&mut sub, item);
-                    (r, sub.dead_letters, sub.errors)
+                    (r, sub.dead_letters, sub.errors, sub.udf_calls, sub.udf_nanos)
                 })
                 .collect()
         });
         let mut out = Vec::with_capacity(results.len());
-        for (r, dead, errors) in results {
+        for (r, dead, errors, calls, nanos) in results {
             self.dead_letters.extend(dead);
             self.errors += errors;
+            self.udf_calls += calls;
+            self.udf_nanos += nanos;
             out.push(r?);
         }
         Ok(out)

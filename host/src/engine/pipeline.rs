@@ -91,6 +91,8 @@ impl Pipeline {
                 records_in,
                 records_out: data.as_ref().map_or(0, |b| b.len() as u64),
                 errors: cx.errors,
+                udf_calls: cx.udf_calls,
+                udf_ms: cx.udf_nanos as f64 / 1e6,
             });
             i += 1;
         }
@@ -146,13 +148,17 @@ impl Pipeline {
                         a.errors,
                         b.dead_letters,
                         b.errors,
+                        (a.udf_calls, a.udf_nanos),
                     ))
                 })
                 .collect()
         });
         let (mut mid, mut folds, mut errors_a, mut errors_b, mut dead_b) = (0, Vec::new(), 0, 0, Vec::new());
+        let (mut calls, mut nanos) = (0, 0);
         for r in results {
-            let (n, f, mut da, ea, db, eb) = r?;
+            let (n, f, mut da, ea, db, eb, (c, ns)) = r?;
+            calls += c;
+            nanos += ns;
             mid += n;
             folds.push(f);
             dead_letters.append(&mut da);
@@ -168,12 +174,16 @@ impl Pipeline {
             records_in,
             records_out: mid,
             errors: errors_a,
+            udf_calls: calls,
+            udf_ms: nanos as f64 / 1e6,
         });
         counts.push(StageCounts {
             stage: second.name.clone(),
             records_in: mid,
             records_out: out.len() as u64,
             errors: errors_b,
+            udf_calls: 0,
+            udf_ms: 0.0,
         });
         Ok(Some(out))
     }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::jobs::{check_blocking, job_id, view};
+use super::metrics::JobMetrics;
 use super::{ApiError, AppState};
 use crate::engine::SystemClock;
 use crate::engine::context::UdfHandle;
@@ -34,6 +35,8 @@ pub struct Running {
     tenant_id: i64,
     /// Where records sent over HTTP go, for an `http` source.
     ingest: Option<Arc<IngestBuffer>>,
+    /// What it did since it started.
+    metrics: Arc<Mutex<JobMetrics>>,
     /// Where hot-swaps go, and per stage the UDF kind and function it calls (if any).
     swaps: Option<tokio::sync::mpsc::UnboundedSender<Swap>>,
     stages: Vec<Option<(UdfKind, String)>>,
@@ -48,6 +51,18 @@ pub struct Running {
 pub struct RunningJobs(Mutex<HashMap<i64, Running>>, AtomicBool);
 
 impl RunningJobs {
+    /// Each running job's tenant, id and metrics.
+    pub fn metrics(&self) -> Vec<(i64, i64, Arc<Mutex<JobMetrics>>)> {
+        let jobs = self.0.lock().expect("jobs lock");
+        let mut v: Vec<_> = jobs
+            .iter()
+            .filter(|(_, r)| !r.task.is_finished())
+            .map(|(id, r)| (r.tenant_id, *id, r.metrics.clone()))
+            .collect();
+        v.sort_by_key(|(t, id, _)| (*t, *id));
+        v
+    }
+
     /// Stops every job after its batch in flight, for the server's shutdown; their status stays
     /// `running` so the next start resumes them.
     pub async fn stop_all(&self) {
@@ -131,6 +146,7 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
     let source = crate::source::open(&plan.spec.source, plan.batch_ms)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "source", e.to_string()))?;
     let ingest = source.ingest();
+    let metrics: Arc<Mutex<JobMetrics>> = Arc::default();
     let output: Recent = Arc::default();
     let reports: Arc<Mutex<VecDeque<BatchReport>>> = Arc::default();
     let sink = Box::new(MemorySink::new(output.clone(), RECENT_MAX, plan.output_type));
@@ -160,9 +176,10 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
         .collect();
     state.registry.set_job_status(tenant_id, id, "running", None)?;
     let task = {
-        let (state, reports) = (state.clone(), reports.clone());
+        let (state, reports, metrics) = (state.clone(), reports.clone(), metrics.clone());
         tokio::spawn(async move {
             let result = run(&plan, state.runtime.clone(), io, options, |r| {
+                metrics.lock().expect("metrics lock").observe(r);
                 let mut recent = reports.lock().expect("reports lock");
                 if recent.len() == RECENT_MAX {
                     recent.pop_front();
@@ -174,7 +191,18 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
                 // Stopped by the server's shutdown: it stays `running`, to start again on boot.
                 Ok(_) if state.running.1.load(Ordering::SeqCst) => ("running", None),
                 Ok(_) => ("stopped", None),
-                Err(e) => ("failed", Some(e.to_string())),
+                Err(e) => {
+                    if let crate::run::RunError::Engine(crate::engine::EngineError::Udf { source, .. }) = &e {
+                        *state
+                            .metrics
+                            .failures
+                            .lock()
+                            .expect("failures lock")
+                            .entry(source.code().to_owned())
+                            .or_default() += 1;
+                    }
+                    ("failed", Some(e.to_string()))
+                }
             };
             if let Err(e) = state.registry.set_job_status(tenant_id, id, status, error.as_deref()) {
                 tracing::error!("job {id}: could not record its status: {e}");
@@ -186,6 +214,7 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
         Running {
             tenant_id,
             ingest,
+            metrics,
             swaps: Some(swap_tx),
             stages,
             stop: stop_tx,
@@ -235,6 +264,7 @@ async fn stop(
             Running {
                 tenant_id: r.tenant_id,
                 ingest: None,
+                metrics: r.metrics,
                 swaps: None,
                 stages: r.stages,
                 stop: r.stop,
