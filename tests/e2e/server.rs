@@ -819,3 +819,70 @@ fn quotas_name_themselves_and_feed_the_call_limits() {
         "{text}"
     );
 }
+
+#[test]
+fn every_tenant_route_answers_404_on_another_tenants_ids_and_401_without_a_token() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    let b = new_tenant(&s, "globex");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let spec = json!({
+        "name": "a-job", "batch_interval": "100ms", "source": { "http": {} },
+        "stages": [ { "map": { "udf": "examples", "function": "parse_visit", "value": "i64" } } ],
+        "sink": { "print": {} }
+    });
+    let (_, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    let id = job["id"].as_i64().unwrap();
+    assert_eq!(
+        call("POST", &format!("{}/api/v1/jobs/{id}/start", s.base), Some(&a), None).0,
+        200
+    );
+    let json_body = |v: Value| Some(("application/json", v.to_string().into_bytes()));
+    let routes: Vec<(&str, String, Option<(&str, Vec<u8>)>)> = vec![
+        ("GET", "/api/v1/udfs/examples/1".into(), None),
+        ("GET", "/api/v1/udfs/examples/latest".into(), None),
+        ("GET", "/api/v1/udfs/examples/1/wasm".into(), None),
+        ("DELETE", "/api/v1/udfs/examples/1".into(), None),
+        ("GET", format!("/api/v1/jobs/{id}"), None),
+        ("DELETE", format!("/api/v1/jobs/{id}"), None),
+        ("POST", format!("/api/v1/jobs/{id}/start"), None),
+        ("POST", format!("/api/v1/jobs/{id}/stop"), None),
+        ("GET", format!("/api/v1/jobs/{id}/batches"), None),
+        ("GET", format!("/api/v1/jobs/{id}/output"), None),
+        (
+            "POST",
+            format!("/api/v1/jobs/{id}/ingest"),
+            Some(("text/plain", b"u1,1,/a".to_vec())),
+        ),
+        (
+            "POST",
+            format!("/api/v1/jobs/{id}/swap"),
+            json_body(json!({ "stage": 0, "udf": "examples@1" })),
+        ),
+    ];
+    for (method, path, body) in &routes {
+        let (status, resp) = call(method, &format!("{}{path}", s.base), Some(&b), body.clone());
+        assert_eq!(
+            (status, code(&resp)),
+            (404, "not_found"),
+            "{method} {path} with B's token"
+        );
+        let (status, resp) = call(method, &format!("{}{path}", s.base), None, body.clone());
+        assert_eq!(
+            (status, code(&resp)),
+            (401, "unauthorized"),
+            "{method} {path} without a token"
+        );
+    }
+    for (method, path) in [("GET", "/api/v1/udfs"), ("GET", "/api/v1/jobs")] {
+        let (status, list) = call(method, &format!("{}{path}", s.base), Some(&b), None);
+        assert_eq!((status, list), (200, json!([])), "{path} lists nothing of A's for B");
+    }
+    // A's job was untouched by all of that.
+    let (_, got) = call("GET", &format!("{}/api/v1/jobs/{id}", s.base), Some(&a), None);
+    assert_eq!(got["status"], "running");
+    assert_eq!(
+        call("POST", &format!("{}/api/v1/jobs/{id}/stop", s.base), Some(&a), None).0,
+        200
+    );
+}
