@@ -71,6 +71,9 @@ fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
     }
 }
 
+/// A route to try: method, path, body (content type and bytes).
+type Route<'a> = (&'a str, String, Option<(&'a str, Vec<u8>)>);
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()
 }
@@ -838,7 +841,7 @@ fn every_tenant_route_answers_404_on_another_tenants_ids_and_401_without_a_token
         200
     );
     let json_body = |v: Value| Some(("application/json", v.to_string().into_bytes()));
-    let routes: Vec<(&str, String, Option<(&str, Vec<u8>)>)> = vec![
+    let routes: Vec<Route<'_>> = vec![
         ("GET", "/api/v1/udfs/examples/1".into(), None),
         ("GET", "/api/v1/udfs/examples/latest".into(), None),
         ("GET", "/api/v1/udfs/examples/1/wasm".into(), None),
