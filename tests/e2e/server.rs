@@ -889,3 +889,76 @@ fn every_tenant_route_answers_404_on_another_tenants_ids_and_401_without_a_token
         200
     );
 }
+
+#[test]
+fn output_streams_live_as_server_sent_events() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let spec = json!({
+        "name": "live", "batch_interval": "100ms", "source": { "http": {} },
+        "stages": [ { "map": { "udf": "examples", "function": "parse_visit", "value": "i64" } } ],
+        "sink": { "print": {} }
+    });
+    let (_, job) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    let id = job["id"].as_i64().unwrap();
+    let stream_url = format!("{}/api/v1/jobs/{id}/output/stream", s.base);
+    assert_eq!(code(&call("GET", &stream_url, Some(&a), None).1), "not_running");
+    assert_eq!(
+        call("POST", &format!("{}/api/v1/jobs/{id}/start", s.base), Some(&a), None).0,
+        200
+    );
+
+    let resp = agent()
+        .get(&stream_url)
+        .header("Authorization", &format!("Bearer {a}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let reader = BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ingest = format!("{}/api/v1/jobs/{id}/ingest", s.base);
+    assert_eq!(
+        call(
+            "POST",
+            &ingest,
+            Some(&a),
+            Some(("text/plain", b"u7,1700000000,/home\n".to_vec()))
+        )
+        .0,
+        202
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let record = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|_| panic!("no record event; saw {seen:?}"));
+        if let Some(data) = line.strip_prefix("data: ")
+            && seen.last().is_some_and(|l: &String| l == "event: record")
+        {
+            break serde_json::from_str::<Value>(data).unwrap();
+        }
+        seen.push(line);
+    };
+    assert_eq!(record["key"], "u7");
+    assert_eq!(record["value"], 1);
+    assert_eq!(
+        call("POST", &format!("{}/api/v1/jobs/{id}/stop", s.base), Some(&a), None).0,
+        200
+    );
+}

@@ -37,6 +37,8 @@ pub struct Running {
     ingest: Option<Arc<IngestBuffer>>,
     /// What it did since it started.
     metrics: Arc<Mutex<JobMetrics>>,
+    /// Output records as they are made, for live streams.
+    live: tokio::sync::broadcast::Sender<serde_json::Value>,
     /// Where hot-swaps go, and per stage the UDF kind and function it calls (if any).
     swaps: Option<tokio::sync::mpsc::UnboundedSender<Swap>>,
     stages: Vec<Option<(UdfKind, String)>>,
@@ -92,6 +94,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/stop", post(stop))
         .route("/api/v1/jobs/{id}/batches", get(batches))
         .route("/api/v1/jobs/{id}/output", get(output))
+        .route("/api/v1/jobs/{id}/output/stream", get(output_stream))
         .route("/api/v1/jobs/{id}/swap", post(swap))
         .route(
             "/api/v1/jobs/{id}/ingest",
@@ -149,7 +152,13 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
     let metrics: Arc<Mutex<JobMetrics>> = Arc::default();
     let output: Recent = Arc::default();
     let reports: Arc<Mutex<VecDeque<BatchReport>>> = Arc::default();
-    let sink = Box::new(MemorySink::new(output.clone(), RECENT_MAX, plan.output_type));
+    let (live, _) = tokio::sync::broadcast::channel(RECENT_MAX);
+    let sink = Box::new(MemorySink::new(
+        output.clone(),
+        RECENT_MAX,
+        plan.output_type,
+        live.clone(),
+    ));
     let io = RunIo {
         source,
         sink,
@@ -215,6 +224,7 @@ pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result
             tenant_id,
             ingest,
             metrics,
+            live,
             swaps: Some(swap_tx),
             stages,
             stop: stop_tx,
@@ -265,6 +275,7 @@ async fn stop(
                 tenant_id: r.tenant_id,
                 ingest: None,
                 metrics: r.metrics,
+                live: tokio::sync::broadcast::channel(1).0, // streams of a stopped job end
                 swaps: None,
                 stages: r.stages,
                 stop: r.stop,
@@ -535,4 +546,42 @@ async fn ingest(
             ),
         )),
     }
+}
+
+/// The job's output records as they are made, as Server-Sent Events (`event: record`, the
+/// record's JSON as data; `event: lagged` with the number of records a slow reader missed).
+async fn output_stream(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let rx = entry(&state, caller.id, id, |r| r.live.subscribe()).filter(|_| state.running.is_running(id));
+    let Some(rx) = rx else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_running",
+            format!("job {id} is not running; start it first"),
+        ));
+    };
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(record) => Event::default().event("record").data(record.to_string()),
+            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

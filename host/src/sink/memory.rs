@@ -12,17 +12,28 @@ use crate::job::spec::ValueType;
 /// Recent output records, newest last.
 pub type Recent = Arc<Mutex<VecDeque<serde_json::Value>>>;
 
-/// Keeps the last `capacity` records.
+/// Keeps the last `capacity` records, and sends each to the live subscribers.
 pub struct MemorySink {
     recent: Recent,
     capacity: usize,
     ty: ValueType,
+    live: tokio::sync::broadcast::Sender<serde_json::Value>,
 }
 
 impl MemorySink {
-    /// A sink into `recent`.
-    pub fn new(recent: Recent, capacity: usize, ty: ValueType) -> MemorySink {
-        MemorySink { recent, capacity, ty }
+    /// A sink into `recent` and `live`.
+    pub fn new(
+        recent: Recent,
+        capacity: usize,
+        ty: ValueType,
+        live: tokio::sync::broadcast::Sender<serde_json::Value>,
+    ) -> MemorySink {
+        MemorySink {
+            recent,
+            capacity,
+            ty,
+            live,
+        }
     }
 }
 
@@ -33,7 +44,10 @@ impl Sink for MemorySink {
             if recent.len() == self.capacity {
                 recent.pop_front();
             }
-            recent.push_back(record_json(tick, &r, self.ty));
+            let record = record_json(tick, &r, self.ty);
+            // No subscriber is fine: the stream is for whoever listens now.
+            let _ = self.live.send(record.clone());
+            recent.push_back(record);
         }
         Ok(())
     }
