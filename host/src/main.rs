@@ -61,6 +61,9 @@ enum Command {
         /// Records per second one job may take over HTTP.
         #[arg(long, default_value_t = 1_000_000)]
         quota_ingest_records_per_s: u64,
+        /// Time to validate and compile one upload, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        compile_time_ms_max: u64,
     },
     /// Runs a job from its spec file on this machine, without the server; output on stdout.
     Run {
@@ -98,6 +101,7 @@ fn main() -> std::process::ExitCode {
             quota_call_memory_bytes,
             quota_call_cpu_time_ms,
             quota_ingest_records_per_s,
+            compile_time_ms_max,
         } => sluice::server::serve(sluice::server::ServeOptions {
             listen,
             data_dir,
@@ -107,6 +111,7 @@ fn main() -> std::process::ExitCode {
                 call_memory_bytes_max: quota_call_memory_bytes,
                 call_cpu_time_ms_max: quota_call_cpu_time_ms,
                 ingest_records_per_s_max: quota_ingest_records_per_s,
+                compile_time_ms_max,
             },
         }),
         Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),

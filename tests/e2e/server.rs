@@ -962,3 +962,29 @@ fn output_streams_live_as_server_sent_events() {
         200
     );
 }
+
+#[test]
+fn an_upload_that_compiles_too_long_is_refused() {
+    // 1 ms is less than any real module takes to compile (the examples take tens of ms).
+    let s = start_with(tempfile::tempdir().unwrap(), &["--compile-time-ms-max", "1"]);
+    let a = new_tenant(&s, "acme");
+    let (status, body) = upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES);
+    assert_eq!((status, code(&body)), (422, "compile_timeout"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("compile_time_ms_max"),
+        "{body}"
+    );
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/udfs", s.base), Some(&a), None).1,
+        json!([]),
+        "nothing stored"
+    );
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/health", s.base), None, None).0,
+        200,
+        "the server is fine"
+    );
+}

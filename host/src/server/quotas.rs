@@ -24,6 +24,8 @@ pub struct Quotas {
     pub call_cpu_time_ms_max: u64,
     /// Records per second one job may take over HTTP.
     pub ingest_records_per_s_max: u64,
+    /// Time to validate and compile one upload.
+    pub compile_time_ms_max: u64,
 }
 
 impl Default for Quotas {
@@ -34,6 +36,7 @@ impl Default for Quotas {
             call_memory_bytes_max: 64 << 20,
             call_cpu_time_ms_max: 1_000,
             ingest_records_per_s_max: 1_000_000,
+            compile_time_ms_max: 10_000,
         }
     }
 }

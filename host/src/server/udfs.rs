@@ -74,15 +74,28 @@ async fn upload(
     let runtime = state.runtime.clone();
     let label = format!("{name}@upload");
     let wasm = bytes.clone();
-    let module = tokio::task::spawn_blocking(move || runtime.load(&label, &wasm))
-        .await
-        .map_err(|_| {
+    // Compiling runs on a blocking thread with a time limit: past it the upload is refused (the
+    // compiler thread finishes in the background; Cranelift cannot be interrupted).
+    let limit_ms = state.quotas.compile_time_ms_max;
+    let compile = tokio::task::spawn_blocking(move || runtime.load(&label, &wasm));
+    let module = match tokio::time::timeout(std::time::Duration::from_millis(limit_ms), compile).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "compile_timeout",
+                format!(
+                    "compiling the module took longer than the limit of {limit_ms} ms (compile_time_ms_max); make it smaller or simpler"
+                ),
+            ));
+        }
+        Ok(joined) => joined.map_err(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the compiler failed; see the server log",
             )
-        })??;
+        })??,
+    };
     let manifest = serde_json::to_string(&module.manifest().udfs).expect("a manifest serializes");
     let stored = state.registry.add_module_version(caller.id, &name, &bytes, &manifest)?;
     Ok((StatusCode::CREATED, Json(view(&stored))))
