@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod demo;
 pub mod engine;
 pub mod job;

@@ -65,6 +65,20 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         compile_time_ms_max: u64,
     },
+    /// Manages UDF modules on a server.
+    Udf {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: UdfCommand,
+    },
+    /// Manages jobs on a server.
+    Job {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// Runs a job from its spec file on this machine, without the server; output on stdout.
     Run {
         /// The job spec (JSON), see docs/job-spec.md.
@@ -78,6 +92,58 @@ enum Command {
         #[arg(long = "module", value_name = "NAME=PATH")]
         modules: Vec<String>,
     },
+}
+
+/// Which server, with which token.
+#[derive(clap::Args)]
+struct Remote {
+    /// The server's address.
+    #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    server: String,
+    /// An API token (the tenant's, or the admin's).
+    #[arg(long, env = "SLUICE_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum UdfCommand {
+    /// Uploads a .wasm module as the next version of NAME.
+    Upload { name: String, file: std::path::PathBuf },
+    /// Lists the modules and their versions.
+    List,
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Creates a job from a spec file (JSON).
+    Create { spec: std::path::PathBuf },
+    /// Lists the jobs.
+    List,
+    /// Shows a job and its last batches.
+    Status { id: i64 },
+    /// Starts a job.
+    Start { id: i64 },
+    /// Stops a job after its batch in flight.
+    Stop { id: i64 },
+    /// Makes a running job's stage call another UDF version (NAME@VERSION) from the next batch.
+    Swap { id: i64, stage: usize, udf: String },
+    /// Shows a job's recent output records.
+    Output { id: i64 },
+}
+
+fn remote_command(
+    remote: Remote,
+    run: impl FnOnce(&sluice::client::Client) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let Some(token) = remote.token else {
+        anyhow::bail!("give an API token with --token or SLUICE_TOKEN (the admin's is in DATA_DIR/admin-token)");
+    };
+    let client = sluice::client::Client {
+        server: remote.server,
+        token,
+    };
+    println!("{}", run(&client)?);
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -113,6 +179,19 @@ fn main() -> std::process::ExitCode {
                 ingest_records_per_s_max: quota_ingest_records_per_s,
                 compile_time_ms_max,
             },
+        }),
+        Command::Udf { remote, command } => remote_command(remote, |c| match command {
+            UdfCommand::Upload { name, file } => sluice::client::udf_upload(c, &name, &file),
+            UdfCommand::List => sluice::client::udf_list(c),
+        }),
+        Command::Job { remote, command } => remote_command(remote, |c| match command {
+            JobCommand::Create { spec } => sluice::client::job_create(c, &spec),
+            JobCommand::List => sluice::client::job_list(c),
+            JobCommand::Status { id } => sluice::client::job_status(c, id),
+            JobCommand::Start { id } => sluice::client::job_action(c, id, "start"),
+            JobCommand::Stop { id } => sluice::client::job_action(c, id, "stop"),
+            JobCommand::Swap { id, stage, udf } => sluice::client::job_swap(c, id, stage, &udf),
+            JobCommand::Output { id } => sluice::client::job_output(c, id),
         }),
         Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),
     };

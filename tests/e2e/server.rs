@@ -988,3 +988,72 @@ fn an_upload_that_compiles_too_long_is_refused() {
         "the server is fine"
     );
 }
+
+#[test]
+fn the_cli_client_drives_the_server() {
+    let s = start();
+    let token = new_tenant(&s, "acme");
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("examples.wasm");
+    std::fs::write(&wasm, sluice_udf_artifacts::EXAMPLES).unwrap();
+    let spec = dir.path().join("job.json");
+    std::fs::write(
+        &spec,
+        json!({
+            "name": "cli-job", "batch_interval": "100ms", "source": { "generator": { "format": "visits", "rate_per_s": 2000 } },
+            "stages": [ { "map": { "udf": "examples", "function": "parse_visit", "value": "i64" } }, { "reduce_by_key": { "builtin": "sum" } } ],
+            "sink": { "print": {} }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(sluice_bin())
+            .args(args)
+            .env("SLUICE_SERVER", &s.base)
+            .env("SLUICE_TOKEN", &token)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(&["udf", "upload", "examples", wasm.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("uploaded examples@1") && out.contains("parse_visit (map)"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = cli(&["udf", "list"]);
+    assert!(
+        ok && out.lines().next().unwrap().starts_with("NAME") && out.contains("examples  1"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(&["job", "create", spec.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("cli-job") && out.contains("created") && out.contains("examples@1"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = cli(&["job", "start", "1"]);
+    assert!(ok && out.contains("running"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (ok, out, _) = cli(&["job", "status", "1"]);
+    assert!(ok && out.contains("PROCESSING MS") && out.contains("200"), "{out}");
+    let (ok, out, _) = cli(&["job", "output", "1"]);
+    assert!(ok && out.contains("BATCH") && out.contains(" u"), "{out}");
+    let (ok, out, _) = cli(&["job", "stop", "1"]);
+    assert!(ok && out.contains("stopped"), "{out}");
+    let (ok, out, _) = cli(&["job", "list"]);
+    assert!(ok && out.contains("cli-job") && out.contains("stopped"), "{out}");
+    // Errors come back as `code (status): message` and a failing exit.
+    let (ok, _, err) = cli(&["job", "status", "99"]);
+    assert!(!ok && err.contains("not_found (404)"), "{err}");
+    let out = Command::new(sluice_bin())
+        .args(["udf", "list"])
+        .env("SLUICE_SERVER", &s.base)
+        .env_remove("SLUICE_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("SLUICE_TOKEN"));
+}
