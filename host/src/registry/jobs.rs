@@ -24,6 +24,19 @@ pub struct JobRow {
     pub created_ms: i64,
 }
 
+/// A job from `SELECT id, name, spec, status, last_error, created_ms`, without its pins.
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        spec_json: r.get(2)?,
+        status: r.get(3)?,
+        last_error: r.get(4)?,
+        udfs: Vec::new(),
+        created_ms: r.get(5)?,
+    })
+}
+
 impl Registry {
     /// Stores a job with the module versions it pins.
     pub fn create_job(
@@ -73,17 +86,7 @@ impl Registry {
             .query_row(
                 "SELECT id, name, spec, status, last_error, created_ms FROM jobs WHERE tenant_id = ?1 AND id = ?2",
                 params![tenant_id, id],
-                |r| {
-                    Ok(JobRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        spec_json: r.get(2)?,
-                        status: r.get(3)?,
-                        last_error: r.get(4)?,
-                        udfs: Vec::new(),
-                        created_ms: r.get(5)?,
-                    })
-                },
+                job_row,
             )
             .optional()?;
         match row {
@@ -101,17 +104,7 @@ impl Registry {
         let mut stmt = conn.prepare(
             "SELECT id, name, spec, status, last_error, created_ms FROM jobs WHERE tenant_id = ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map(params![tenant_id], |r| {
-            Ok(JobRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                spec_json: r.get(2)?,
-                status: r.get(3)?,
-                last_error: r.get(4)?,
-                udfs: Vec::new(),
-                created_ms: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![tenant_id], job_row)?;
         let mut jobs: Vec<JobRow> = rows.collect::<Result<_, _>>()?;
         for job in &mut jobs {
             job.udfs = self.job_udfs(&conn, job.id)?;

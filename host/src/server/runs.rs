@@ -292,26 +292,29 @@ async fn stop(
     Ok(Json(view(&job)))
 }
 
+/// A copy of what a tenant's job keeps (`pick`), or nothing if it never ran in this process.
+fn recent<T: Clone + serde::Serialize>(
+    state: &AppState,
+    tenant_id: i64,
+    id: &str,
+    pick: impl FnOnce(&Running) -> Vec<T>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(id)?;
+    state
+        .registry
+        .job(tenant_id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(json!(entry(state, tenant_id, id, pick).unwrap_or_default())))
+}
+
 async fn batches(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    let reports = entry(&state, caller.id, id, |r| {
-        r.reports
-            .lock()
-            .expect("reports lock")
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
+    recent(&state, caller.id, &id, |r| {
+        r.reports.lock().expect("reports lock").iter().cloned().collect()
     })
-    .unwrap_or_default();
-    Ok(Json(json!(reports)))
 }
 
 async fn output(
@@ -319,21 +322,9 @@ async fn output(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    let records = entry(&state, caller.id, id, |r| {
-        r.output
-            .lock()
-            .expect("output lock")
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
+    recent(&state, caller.id, &id, |r| {
+        r.output.lock().expect("output lock").iter().cloned().collect()
     })
-    .unwrap_or_default();
-    Ok(Json(json!(records)))
 }
 
 #[derive(serde::Deserialize)]
