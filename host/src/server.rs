@@ -26,6 +26,9 @@ pub use error::ApiError;
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeConfig};
 
+/// The OpenAPI document of the API (`host/api/openapi.json`), served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
 /// What the handlers share.
 pub struct AppState {
     /// Tenants, tokens, modules.
@@ -51,6 +54,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics::metrics))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .merge(tenants::routes())
         .merge(udfs::routes(module_bytes_max))
         .merge(jobs::routes())

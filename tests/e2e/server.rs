@@ -1057,3 +1057,37 @@ fn the_cli_client_drives_the_server() {
         .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("SLUICE_TOKEN"));
 }
+
+#[test]
+fn the_openapi_document_matches_the_server() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    let (status, doc) = call("GET", &format!("{}/api/v1/openapi.json", s.base), None, None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 18, "{}", paths.len());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap().iter().filter(|(m, _)| *m != "parameters") {
+            let url = format!(
+                "{}{}",
+                s.base,
+                path.replace("{name}", "examples")
+                    .replace("{version}", "1")
+                    .replace("{id}", "999")
+            );
+            let method = method.to_uppercase();
+            let body = (method == "POST").then(|| ("application/json", Vec::new()));
+            let (status, resp) = call(&method, &url, Some(&a), body);
+            assert!(
+                !(status == 404 && resp["error"]["message"] == "no such route"),
+                "{method} {path} is documented but not served"
+            );
+            let documented: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            assert!(
+                documented.contains(&&status.to_string()),
+                "{method} {path} answered {status}, documented {documented:?}: {resp}"
+            );
+        }
+    }
+}
