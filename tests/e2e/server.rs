@@ -448,6 +448,13 @@ fn a_job_runs_in_the_server_and_shows_its_batches_and_output() {
     );
     assert_eq!(call("GET", &url("/output"), Some(&b), None).0, 404);
 
+    // Aggregate rates: 5,000 lines/s offered.
+    let (status, rates) = call("GET", &url("/rates"), Some(&a), None);
+    assert_eq!(status, 200);
+    let input = rates["input_records_per_s"].as_f64().unwrap();
+    assert!((4000.0..6000.0).contains(&input), "{rates}");
+    assert!(rates["processing_ms_mean"].as_f64().unwrap() > 0.0, "{rates}");
+
     // Prometheus metrics (admin only): the job's counters, its UDF calls and its histograms.
     let (status, text) = call("GET", &format!("{}/metrics", s.base), Some(&s.admin), None);
     assert_eq!(status, 200);
@@ -852,6 +859,8 @@ fn every_tenant_route_answers_404_on_another_tenants_ids_and_401_without_a_token
         ("POST", format!("/api/v1/jobs/{id}/stop"), None),
         ("GET", format!("/api/v1/jobs/{id}/batches"), None),
         ("GET", format!("/api/v1/jobs/{id}/output"), None),
+        ("GET", format!("/api/v1/jobs/{id}/rates"), None),
+        ("GET", format!("/api/v1/jobs/{id}/output/stream"), None),
         (
             "POST",
             format!("/api/v1/jobs/{id}/ingest"),

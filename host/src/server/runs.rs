@@ -93,6 +93,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/start", post(start))
         .route("/api/v1/jobs/{id}/stop", post(stop))
         .route("/api/v1/jobs/{id}/batches", get(batches))
+        .route("/api/v1/jobs/{id}/rates", get(rates))
         .route("/api/v1/jobs/{id}/output", get(output))
         .route("/api/v1/jobs/{id}/output/stream", get(output_stream))
         .route("/api/v1/jobs/{id}/swap", post(swap))
@@ -575,4 +576,45 @@ async fn output_stream(
         Some((Ok(event), rx))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Aggregate figures over the job's recent batches (up to the last 1,000): input and output
+/// records per second of batch time, and mean and maximum processing time and scheduling delay.
+async fn rates(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(&id)?;
+    state
+        .registry
+        .job(caller.id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let reports = entry(&state, caller.id, id, |r| {
+        r.reports
+            .lock()
+            .expect("reports lock")
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
+    let n = reports.len();
+    let span_s = match (reports.first(), reports.last()) {
+        (Some(first), Some(last)) if n > 1 => (last.time_ms - first.time_ms) as f64 / 1e3 * n as f64 / (n - 1) as f64,
+        _ => 0.0,
+    };
+    let sum = |f: fn(&BatchReport) -> f64| reports.iter().map(f).sum::<f64>();
+    let max = |f: fn(&BatchReport) -> f64| reports.iter().map(f).fold(0.0, f64::max);
+    let per_s = |total: f64| if span_s > 0.0 { total / span_s } else { 0.0 };
+    let mean = |total: f64| if n > 0 { total / n as f64 } else { 0.0 };
+    Ok(Json(json!({
+        "batches": n,
+        "input_records_per_s": per_s(sum(|r| r.records_in as f64)),
+        "output_records_per_s": per_s(sum(|r| r.records_out.unwrap_or(0) as f64)),
+        "processing_ms_mean": mean(sum(|r| r.processing_ms)),
+        "processing_ms_max": max(|r| r.processing_ms),
+        "scheduling_delay_ms_mean": mean(sum(|r| r.scheduling_delay_ms)),
+        "scheduling_delay_ms_max": max(|r| r.scheduling_delay_ms),
+    })))
 }
