@@ -1100,3 +1100,41 @@ fn the_openapi_document_matches_the_server() {
         }
     }
 }
+
+#[test]
+fn modules_upload_as_multipart_too() {
+    let s = start();
+    let a = new_tenant(&s, "acme");
+    let form = |name: &str, filename: Option<&str>, bytes: &[u8]| {
+        let mut body = Vec::new();
+        let file = filename.map(|f| format!("; filename=\"{f}\"")).unwrap_or_default();
+        body.extend_from_slice(format!("--XB\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\nContent-Type: application/wasm\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n--XB--\r\n");
+        body
+    };
+    let url = format!("{}/api/v1/udfs/examples", s.base);
+    let (status, m) = call(
+        "POST",
+        &url,
+        Some(&a),
+        Some((
+            "multipart/form-data; boundary=XB",
+            form("file", Some("examples.wasm"), sluice_udf_artifacts::EXAMPLES),
+        )),
+    );
+    assert_eq!((status, m["version"].clone()), (201, json!(1)), "{m}");
+    let (_, m) = call("GET", &format!("{url}/1"), Some(&a), None);
+    assert_eq!(
+        m["size_bytes"],
+        sluice_udf_artifacts::EXAMPLES.len(),
+        "the file part, not the whole form, was stored"
+    );
+    let (status, body) = call(
+        "POST",
+        &url,
+        Some(&a),
+        Some(("multipart/form-data; boundary=XB", form("comment", None, b"hello"))),
+    );
+    assert_eq!((status, code(&body)), (400, "bad_multipart"), "{body}");
+}

@@ -52,14 +52,53 @@ fn version_ref(v: &str) -> Result<VersionRef, ApiError> {
     }
 }
 
+/// The uploaded module: the raw body, or the first file of a `multipart/form-data` body.
+async fn module_bytes(state: &Arc<AppState>, request: axum::extract::Request) -> Result<Bytes, ApiError> {
+    use axum::extract::FromRequest;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        return Bytes::from_request(request, state)
+            .await
+            .map_err(|e: BytesRejection| e.into());
+    }
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_multipart", m);
+    let mut form = axum::extract::Multipart::from_request(request, state)
+        .await
+        .map_err(|e| bad(e.body_text()))?;
+    while let Some(field) = form.next_field().await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+        } else {
+            bad(e.body_text())
+        }
+    })? {
+        if field.file_name().is_some() || field.name() == Some("file") {
+            return field.bytes().await.map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+                } else {
+                    bad(e.body_text())
+                }
+            });
+        }
+    }
+    Err(bad(
+        "the multipart body has no file part: send the .wasm as a part named `file`".into(),
+    ))
+}
+
 async fn upload(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     check_name("module", &name)?;
-    let bytes = body?;
+    let bytes = module_bytes(&state, request).await?;
     let used = state.registry.module_bytes(caller.id)?;
     let max = state.quotas.module_bytes_max;
     if used + bytes.len() as i64 > max {
