@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the example UDFs over generated lines of the seed's three formats and prints the
-    /// results per batch (the default when no command is given).
+    /// results per batch.
     Demo {
         /// Batches to run.
         #[arg(long, default_value_t = 3)]
@@ -64,6 +64,9 @@ enum Command {
         /// Time to validate and compile one upload, in ms.
         #[arg(long, default_value_t = 10_000)]
         compile_time_ms_max: u64,
+        /// On first start, also create a `demo` tenant with the example UDFs and a running job.
+        #[arg(long)]
+        demo: bool,
     },
     /// Manages UDF modules on a server.
     Udf {
@@ -153,10 +156,14 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Demo {
-        batches: 3,
-        records: 10_000,
-    }) {
+    // No command: the whole platform with the demo (server, registry, example UDFs, a job).
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::parse_from(["sluice", "serve", "--demo"])
+            .command
+            .expect("serve parses"),
+    };
+    let result = match command {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
         Command::Bench { quick } => sluice::bench::run(sluice::bench::BenchOptions { quick }),
         Command::Serve {
@@ -168,6 +175,7 @@ fn main() -> std::process::ExitCode {
             quota_call_cpu_time_ms,
             quota_ingest_records_per_s,
             compile_time_ms_max,
+            demo,
         } => sluice::server::serve(sluice::server::ServeOptions {
             listen,
             data_dir,
@@ -179,6 +187,7 @@ fn main() -> std::process::ExitCode {
                 ingest_records_per_s_max: quota_ingest_records_per_s,
                 compile_time_ms_max,
             },
+            demo,
         }),
         Command::Udf { remote, command } => remote_command(remote, |c| match command {
             UdfCommand::Upload { name, file } => sluice::client::udf_upload(c, &name, &file),

@@ -151,6 +151,15 @@ impl Registry {
         })
     }
 
+    /// Whether a tenant of this name exists.
+    pub fn tenant_exists(&self, name: &str) -> Result<bool, RegistryError> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)",
+            params![name],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Whether an admin tenant exists (the server creates one on first start).
     pub fn has_admin(&self) -> Result<bool, RegistryError> {
         Ok(self

@@ -29,6 +29,17 @@ use crate::runtime::{Runtime, RuntimeConfig};
 /// The OpenAPI document of the API (`host/api/openapi.json`), served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../api/openapi.json");
 
+/// Prints a line on stdout, ignoring a closed stdout: the server must not die because whoever
+/// started it stopped reading.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($t)*);
+        let _ = out.flush();
+    }};
+}
+
 /// What the handlers share.
 pub struct AppState {
     /// Tenants, tokens, modules.
@@ -75,6 +86,38 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// What each tenant may use.
     pub quotas: quotas::Quotas,
+    /// On first start, also create a `demo` tenant with the example UDFs and a running job.
+    pub demo: bool,
+}
+
+/// The demo job: the seed's scenario 1 on generated visits.
+const DEMO_JOB: &str = r#"{
+  "name": "demo: visits per user, last 60 s",
+  "batch_interval": "1s",
+  "source": { "generator": { "format": "visits", "rate_per_s": 2000 } },
+  "stages": [
+    { "map": { "udf": "examples@latest", "function": "parse_visit", "value": "i64" } },
+    { "reduce_by_key_and_window": { "length": "60s", "slide": "1s", "reduce": { "builtin": "sum", "inverse": true }, "filter": "nonzero" } }
+  ],
+  "sink": { "print": { "records": 10 } }
+}"#;
+
+/// Creates the demo tenant (token in `DATA_DIR/demo-token`), uploads the example UDFs and
+/// creates and marks running the demo job; the boot restarts it like any running job.
+fn seed_demo(state: &AppState, data_dir: &std::path::Path) -> Result<()> {
+    let tenant = state.registry.create_tenant("demo", false)?;
+    let token = state.registry.issue_token(tenant.id)?;
+    write_private(&data_dir.join("demo-token"), token.as_bytes())?;
+    let module = state.runtime.load("examples@1", sluice_udf_artifacts::EXAMPLES)?;
+    let manifest = serde_json::to_string(&module.manifest().udfs)?;
+    state
+        .registry
+        .add_module_version(tenant.id, "examples", sluice_udf_artifacts::EXAMPLES, &manifest)?;
+    let (plan, pins) = jobs::check_blocking(state, tenant.id, DEMO_JOB, None)
+        .map_err(|e| anyhow::anyhow!("the demo job does not check: {e:?}"))?;
+    let job = state.registry.create_job(tenant.id, &plan.spec.name, DEMO_JOB, &pins)?;
+    state.registry.set_job_status(tenant.id, job.id, "running", None)?;
+    Ok(())
 }
 
 /// Opens the data directory (creating the admin tenant and its token on first start) and serves
@@ -88,7 +131,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         let admin = registry.create_tenant("admin", true)?;
         let token = registry.issue_token(admin.id)?;
         write_private(&token_file, token.as_bytes())?;
-        println!(
+        say!(
             "first start: the admin token is in {} (keep it secret)",
             token_file.display()
         );
@@ -111,12 +154,31 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let addr = listener.local_addr()?;
-        println!(
+        if options.demo && !state.registry.tenant_exists("demo")? {
+            let st = state.clone();
+            let dir = options.data_dir.clone();
+            tokio::task::spawn_blocking(move || seed_demo(&st, &dir)).await??;
+        }
+        say!(
             "sluice is listening on http://{addr} (API at http://{addr}/api/v1; admin token: {})",
             token_file.display()
         );
-        use std::io::Write;
-        std::io::stdout().flush()?;
+        if options.demo {
+            let token_file = options.data_dir.join("demo-token");
+            let token = std::fs::read_to_string(&token_file)?;
+            let tenant = state
+                .registry
+                .authenticate(token.trim())?
+                .context("the demo token is not valid")?;
+            if let Some(job) = state.registry.list_jobs(tenant.id)?.first() {
+                say!(
+                    "demo job {}: curl -H \"Authorization: Bearer $(cat {})\" http://{addr}/api/v1/jobs/{}/output",
+                    job.id,
+                    token_file.display(),
+                    job.id
+                );
+            }
+        }
         // Jobs that were running when the server last stopped start again.
         for (tenant_id, id) in state.registry.jobs_with_status("running")? {
             if let Err(e) = runs::start_job(&state, tenant_id, id).await {

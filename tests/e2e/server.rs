@@ -62,6 +62,8 @@ fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
+    // Keep reading what the server prints, so its stdout never closes under it.
+    std::thread::spawn(move || lines.for_each(drop));
     let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
     Server {
         child,
@@ -1137,4 +1139,35 @@ fn modules_upload_as_multipart_too() {
         Some(("multipart/form-data; boundary=XB", form("comment", None, b"hello"))),
     );
     assert_eq!((status, code(&body)), (400, "bad_multipart"), "{body}");
+}
+
+#[test]
+fn the_demo_seeds_a_tenant_with_the_examples_and_a_running_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("demo-token");
+    let s = start_with(dir, &["--demo"]);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let (_, jobs) = call("GET", &format!("{}/api/v1/jobs", s.base), Some(&token), None);
+    let jobs = jobs.as_array().unwrap().clone();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["status"], "running");
+    let id = jobs[0]["id"].as_i64().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (_, out) = call(
+        "GET",
+        &format!("{}/api/v1/jobs/{id}/output", s.base),
+        Some(&token),
+        None,
+    );
+    let out = out.as_array().unwrap();
+    assert!(
+        !out.is_empty() && out.iter().all(|r| r["key"].as_str().unwrap().starts_with('u')),
+        "{out:?}"
+    );
+    // A restart on the same data resumes the job and seeds nothing twice.
+    let dir = s.terminate();
+    let s = start_with(dir, &["--demo"]);
+    let (_, jobs) = call("GET", &format!("{}/api/v1/jobs", s.base), Some(&token), None);
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+    assert_eq!(jobs[0]["status"], "running");
 }
