@@ -40,6 +40,11 @@ macro_rules! say {
     }};
 }
 
+/// `GET /api/v1/openapi.json` (any valid token, as every `/api/v1` call but health).
+async fn openapi(_caller: auth::Caller) -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
 /// What the handlers share.
 pub struct AppState {
     /// Tenants, tokens, modules.
@@ -65,10 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics::metrics))
-        .route(
-            "/api/v1/openapi.json",
-            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
+        .route("/api/v1/openapi.json", get(openapi))
         .merge(tenants::routes())
         .merge(udfs::routes(module_bytes_max))
         .merge(jobs::routes())

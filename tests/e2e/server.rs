@@ -1073,7 +1073,12 @@ fn the_cli_client_drives_the_server() {
 fn the_openapi_document_matches_the_server() {
     let s = start();
     let a = new_tenant(&s, "acme");
-    let (status, doc) = call("GET", &format!("{}/api/v1/openapi.json", s.base), None, None);
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/openapi.json", s.base), None, None).0,
+        401,
+        "a token is needed"
+    );
+    let (status, doc) = call("GET", &format!("{}/api/v1/openapi.json", s.base), Some(&a), None);
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
