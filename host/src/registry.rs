@@ -6,7 +6,7 @@
 //! by it; there is no method that reads another tenant's rows. A token is stored only as its
 //! SHA-256; the token itself is returned once, at creation.
 //!
-//! This is the groundwork of the control plane (the REST API and jobs come with it).
+//! The REST API (`server/`) is its only user.
 
 mod jobs;
 mod migrations;
