@@ -111,6 +111,18 @@ fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// A module version from `SELECT name, version, sha256, size_bytes, manifest, created_ms`.
+fn module_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModuleVersion> {
+    Ok(ModuleVersion {
+        name: r.get(0)?,
+        version: r.get(1)?,
+        sha256: r.get(2)?,
+        size_bytes: r.get(3)?,
+        manifest_json: r.get(4)?,
+        created_ms: r.get(5)?,
+    })
+}
+
 /// The registry.
 pub struct Registry {
     conn: Mutex<Connection>,
@@ -242,19 +254,7 @@ impl Registry {
         version: VersionRef,
     ) -> Result<Option<(ModuleVersion, Vec<u8>)>, RegistryError> {
         let conn = self.conn();
-        let row = |r: &rusqlite::Row<'_>| {
-            Ok((
-                ModuleVersion {
-                    name: r.get(0)?,
-                    version: r.get(1)?,
-                    sha256: r.get(2)?,
-                    size_bytes: r.get(3)?,
-                    manifest_json: r.get(4)?,
-                    created_ms: r.get(5)?,
-                },
-                r.get::<_, Vec<u8>>(6)?,
-            ))
-        };
+        let row = |r: &rusqlite::Row<'_>| Ok((module_row(r)?, r.get::<_, Vec<u8>>(6)?));
         let columns = "name, version, sha256, size_bytes, manifest, created_ms, wasm";
         Ok(match version {
             VersionRef::Exact(v) => conn
@@ -280,16 +280,7 @@ impl Registry {
         let mut stmt = conn.prepare(
             "SELECT name, version, sha256, size_bytes, manifest, created_ms FROM udf_modules WHERE tenant_id = ?1 ORDER BY name, version",
         )?;
-        let rows = stmt.query_map(params![tenant_id], |r| {
-            Ok(ModuleVersion {
-                name: r.get(0)?,
-                version: r.get(1)?,
-                sha256: r.get(2)?,
-                size_bytes: r.get(3)?,
-                manifest_json: r.get(4)?,
-                created_ms: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![tenant_id], module_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

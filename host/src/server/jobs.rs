@@ -233,6 +233,14 @@ async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Res
     )))
 }
 
+/// The tenant's job `id`, or 404 (also when it is another tenant's).
+pub(super) fn tenant_job(state: &AppState, tenant_id: i64, id: i64) -> Result<JobRow, ApiError> {
+    state
+        .registry
+        .job(tenant_id, id)?
+        .ok_or_else(|| ApiError::not_found("job"))
+}
+
 pub(super) fn job_id(id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("job"))
 }

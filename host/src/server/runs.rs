@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::auth::Caller;
-use super::jobs::{check_blocking, job_id, view};
+use super::jobs::{check_blocking, job_id, tenant_job, view};
 use super::metrics::JobMetrics;
 use super::{ApiError, AppState};
 use crate::engine::SystemClock;
@@ -109,25 +109,16 @@ async fn start(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    tenant_job(&state, caller.id, id)?;
     start_job(&state, caller.id, id).await?;
-    let job = state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let job = tenant_job(&state, caller.id, id)?;
     Ok(Json(view(&job)))
 }
 
 /// Starts a tenant's job: its pinned versions, its source, a `run` task. Also used at boot for
 /// the jobs that were running when the server stopped.
 pub async fn start_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result<(), ApiError> {
-    let job = state
-        .registry
-        .job(tenant_id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let job = tenant_job(state, tenant_id, id)?;
     if state.running.is_running(id) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -255,10 +246,7 @@ async fn stop(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    tenant_job(&state, caller.id, id)?;
     let running = {
         let mut jobs = state.running.0.lock().expect("jobs lock");
         match jobs.get(&id) {
@@ -286,10 +274,7 @@ async fn stop(
             },
         );
     }
-    let job = state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let job = tenant_job(&state, caller.id, id)?;
     Ok(Json(view(&job)))
 }
 
@@ -301,10 +286,7 @@ fn recent<T: Clone + serde::Serialize>(
     pick: impl FnOnce(&Running) -> Vec<T>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = job_id(id)?;
-    state
-        .registry
-        .job(tenant_id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    tenant_job(state, tenant_id, id)?;
     Ok(Json(json!(entry(state, tenant_id, id, pick).unwrap_or_default())))
 }
 
@@ -347,10 +329,7 @@ async fn swap(
     body: Result<Json<SwapRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    tenant_job(&state, caller.id, id)?;
     let Json(req) = body?;
     let bad = |code, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
     let target = entry(&state, caller.id, id, |r| {
@@ -466,10 +445,7 @@ async fn ingest(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    tenant_job(&state, caller.id, id)?;
     let body = body?;
     let buffer = entry(&state, caller.id, id, |r| r.ingest.clone()).filter(|_| state.running.is_running(id));
     let Some(buffer) = buffer else {
@@ -555,10 +531,7 @@ async fn output_stream(
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
     let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    tenant_job(&state, caller.id, id)?;
     let rx = entry(&state, caller.id, id, |r| r.live.subscribe()).filter(|_| state.running.is_running(id));
     let Some(rx) = rx else {
         return Err(ApiError::new(
@@ -586,10 +559,7 @@ async fn rates(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = job_id(&id)?;
-    state
-        .registry
-        .job(caller.id, id)?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    tenant_job(&state, caller.id, id)?;
     let reports = entry(&state, caller.id, id, |r| {
         r.reports
             .lock()
