@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::engine::SystemClock;
 use crate::job;
-use crate::run::{LocalModules, RunIo, RunOptions, dead_letter_writer, rebase_inputs, run};
+use crate::run::{LocalModules, RunIo, RunOptions, dead_letter_writer, rebase_inputs, start};
 use crate::runtime::{Runtime, RuntimeConfig};
 
 /// `sluice run JOB_FILE`: runs a job locally, output on stdout.
@@ -52,12 +52,9 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
     let sink = crate::sink::open(&plan.spec.sink, plan.output_type, Box::new(std::io::stdout()))
         .with_context(|| "cannot open the sink")?;
     let dead = dead_letter_writer(plan.spec.dead_letter.as_ref()).context("cannot open the dead-letter output")?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let options = RunOptions {
         batches,
         workers: None,
-        stop: None,
-        swaps: None,
         limits: None,
     };
     let name = plan.spec.name.clone();
@@ -67,7 +64,20 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
         dead_letters: dead,
         clock: Arc::new(SystemClock),
     };
-    let done = rt.block_on(run(&plan, runtime, io, options, |_| {}))?;
+    let running = start(&plan, runtime, io, options, |_| {});
+    // Ctrl-C stops the job after its batch in flight; the supervisor itself never listens for
+    // signals (in the server, the server does).
+    let mut state = running.watch();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => running.stop(),
+            _ = state.wait_for(|s| s.is_over()) => {}
+        }
+    });
+    let done = running
+        .wait()
+        .map_err(|e| anyhow::anyhow!("job {name:?} failed: {e}"))?;
     tracing::info!("job {name:?} ran {done} batches");
     Ok(())
 }

@@ -234,6 +234,30 @@ pub fn job_output(c: &Client, id: i64) -> Result<String> {
     Ok(table(&["BATCH", "KEY", "VALUE"], &rows))
 }
 
+/// `sluice job dead-letters ID`.
+pub fn job_dead_letters(c: &Client, id: i64) -> Result<String> {
+    let out = c.get(&format!("/jobs/{id}/dead-letters"))?;
+    let rows: Vec<Vec<String>> = out["dead_letters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            vec![
+                cell(&r["batch_id"]),
+                cell(&r["stage"]),
+                cell(&r["value"]),
+                cell(&r["error"]),
+            ]
+        })
+        .collect();
+    Ok(format!(
+        "{}\n{} refused in all, {} dropped to stay within dead_letter_bytes_max",
+        table(&["BATCH", "STAGE", "RECORD", "ERROR"], &rows),
+        cell(&out["total"]),
+        cell(&out["dropped"])
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::table;

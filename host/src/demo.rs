@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::batch::{RecordBatch, ValueGroups};
-use crate::runtime::{Runtime, RuntimeConfig, WarmInstances};
+use crate::runtime::{InstanceBudget, Runtime, RuntimeConfig, WarmInstances};
 
 /// Lines of the seed's three formats, deterministic for a seed.
 pub fn generate_lines(kind: &str, n: usize, seed: u64) -> Vec<String> {
@@ -71,7 +71,9 @@ fn count_by_key(
         }
     }
     let limits = rt.config().default_limits.clone();
-    let reduced = warm.with(rt, module, &limits, |i| i.reduce("sum_counts", &mut groups))?;
+    let reduced = warm.with(rt, module, &limits, &InstanceBudget::unlimited(), |i| {
+        i.reduce("sum_counts", &mut groups)
+    })?;
     let mut out = BTreeMap::new();
     for (key, value) in by_key.keys().zip(reduced.values) {
         let v = value.context("sum_counts refused a group")?;
@@ -105,11 +107,12 @@ pub fn run(batches: usize, records: usize) -> Result<()> {
     );
     let limits = rt.config().default_limits.clone();
     let mut warm = WarmInstances::new();
+    let budget = InstanceBudget::unlimited();
     for k in 1..=batches {
         println!("-------------------------------------------\nBatch {k}");
         let visits = batch_of(&generate_lines("visits", records, k as u64));
         let t = Instant::now();
-        let pairs = warm.with(&rt, &module, &limits, |i| i.map("parse_visit", &visits))?;
+        let pairs = warm.with(&rt, &module, &limits, &budget, |i| i.map("parse_visit", &visits))?;
         let per_user = count_by_key(&mut warm, &rt, &module, &pairs.records)?;
         println!(
             "visits per user (parse_visit + sum_counts, {:.0} us): {}",
@@ -119,8 +122,8 @@ pub fn run(batches: usize, records: usize) -> Result<()> {
 
         let logs = batch_of(&generate_lines("logs", records, k as u64));
         let t = Instant::now();
-        let errors = warm.with(&rt, &module, &limits, |i| i.filter("is_error", &logs))?;
-        let minutes = warm.with(&rt, &module, &limits, |i| i.map("minute_bucket", &errors.kept))?;
+        let errors = warm.with(&rt, &module, &limits, &budget, |i| i.filter("is_error", &logs))?;
+        let minutes = warm.with(&rt, &module, &limits, &budget, |i| i.map("minute_bucket", &errors.kept))?;
         let per_minute = count_by_key(&mut warm, &rt, &module, &minutes.records)?;
         println!(
             "ERROR lines per minute (is_error + minute_bucket + sum_counts, {:.0} us): {}",
@@ -130,7 +133,9 @@ pub fn run(batches: usize, records: usize) -> Result<()> {
 
         let behaviour = batch_of(&generate_lines("behaviour", records, k as u64));
         let t = Instant::now();
-        let clicks = warm.with(&rt, &module, &limits, |i| i.flat_map("clicks_by_user", &behaviour))?;
+        let clicks = warm.with(&rt, &module, &limits, &budget, |i| {
+            i.flat_map("clicks_by_user", &behaviour)
+        })?;
         let per_user = count_by_key(&mut warm, &rt, &module, &clicks.records)?;
         println!(
             "clicks: {} of {} lines, {} users (clicks_by_user + sum_counts, {:.0} us)",

@@ -38,35 +38,19 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Serves the platform: the REST API over the SQLite registry in the data directory.
-    Serve {
-        /// Address to listen on (port 0: any free port).
-        #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Where the registry and compiled modules live.
-        #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
-        data_dir: std::path::PathBuf,
-        /// Jobs a tenant may have.
-        #[arg(long, default_value_t = 20)]
-        quota_jobs: usize,
-        /// Bytes of UDF modules a tenant may store.
-        #[arg(long, default_value_t = 100 << 20)]
-        quota_module_bytes: i64,
-        /// Memory of one UDF call, in bytes.
-        #[arg(long, default_value_t = 64 << 20)]
-        quota_call_memory_bytes: usize,
-        /// Time of one UDF call, in ms.
-        #[arg(long, default_value_t = 1000)]
-        quota_call_cpu_time_ms: u64,
-        /// Records per second one job may take over HTTP.
-        #[arg(long, default_value_t = 1_000_000)]
-        quota_ingest_records_per_s: u64,
-        /// Time to validate and compile one upload, in ms.
-        #[arg(long, default_value_t = 10_000)]
-        compile_time_ms_max: u64,
-        /// On first start, also create a `demo` tenant with the example UDFs and a running job.
+    /// Serves the platform: the REST API over the SQLite registry in the data directory, with
+    /// the jobs that were running when it last stopped.
+    Serve(ServeArgs),
+    /// (Internal) compiles one module read on stdin for the server, in a child process the
+    /// server kills when the compile passes its time limit.
+    #[command(hide = true)]
+    CompileModule {
+        /// Address space the compile may use, in bytes.
         #[arg(long)]
-        demo: bool,
+        memory_bytes_max: u64,
+        /// Compile for an engine with fuel metering.
+        #[arg(long)]
+        fuel_metering: bool,
     },
     /// Manages UDF modules on a server.
     Udf {
@@ -95,6 +79,92 @@ enum Command {
         #[arg(long = "module", value_name = "NAME=PATH")]
         modules: Vec<String>,
     },
+}
+
+/// `sluice serve`'s options. A `--config` file sets any of them (and every quota); the
+/// command line wins over it.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A TOML config file: `listen`, `data_dir`, `allow_socket`, `[server]` limits and
+    /// `[quotas]` (see docs/operations.md).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Address to listen on (port 0: any free port) [default: 127.0.0.1:8080].
+    #[arg(long, env = "SLUICE_LISTEN")]
+    listen: Option<String>,
+    /// Where the registry and compiled modules live [default: ./sluice-data].
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// A HOST:PORT that server jobs may read with a `socket` source (repeatable; none by
+    /// default).
+    #[arg(long = "allow-socket", value_name = "HOST:PORT")]
+    allow_socket: Vec<String>,
+    /// Quota jobs_max: jobs a tenant may have.
+    #[arg(long)]
+    quota_jobs: Option<usize>,
+    /// Quota module_bytes_max: bytes of UDF modules a tenant may store.
+    #[arg(long)]
+    quota_module_bytes: Option<i64>,
+    /// Quota call_memory_bytes_max: memory of one UDF call, in bytes.
+    #[arg(long)]
+    quota_call_memory_bytes: Option<usize>,
+    /// Quota call_cpu_time_ms_max: CPU time of one UDF call, in ms.
+    #[arg(long)]
+    quota_call_cpu_time_ms: Option<u64>,
+    /// Quota ingest_records_per_s_max: records per second one job may take over HTTP.
+    #[arg(long)]
+    quota_ingest_records_per_s: Option<u64>,
+    /// Quota compile_time_ms_max: time to compile one upload, in ms.
+    #[arg(long)]
+    compile_time_ms_max: Option<u64>,
+    /// On first start, also create a `demo` tenant with the example UDFs and a running job.
+    #[arg(long)]
+    demo: bool,
+}
+
+impl ServeArgs {
+    fn options(self) -> anyhow::Result<sluice::server::ServeOptions> {
+        let file = match &self.config {
+            Some(path) => sluice::server::config::ConfigFile::read(path)?,
+            None => Default::default(),
+        };
+        let mut quotas = file.quotas;
+        let set = |q: &mut sluice::server::quotas::Quotas| {
+            if let Some(v) = self.quota_jobs {
+                q.jobs_max = v;
+            }
+            if let Some(v) = self.quota_module_bytes {
+                q.module_bytes_max = v;
+            }
+            if let Some(v) = self.quota_call_memory_bytes {
+                q.call_memory_bytes_max = v;
+            }
+            if let Some(v) = self.quota_call_cpu_time_ms {
+                q.call_cpu_time_ms_max = v;
+            }
+            if let Some(v) = self.quota_ingest_records_per_s {
+                q.ingest_records_per_s_max = v;
+            }
+            if let Some(v) = self.compile_time_ms_max {
+                q.compile_time_ms_max = v;
+            }
+        };
+        set(&mut quotas);
+        quotas.check().map_err(|e| anyhow::anyhow!("quota {e}"))?;
+        let mut sockets = file.allow_socket;
+        sockets.extend(self.allow_socket);
+        Ok(sluice::server::ServeOptions {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "./sluice-data".into()),
+            quotas,
+            settings: file.server,
+            sockets: sluice::server::config::allowed_sockets(&sockets)?,
+            demo: self.demo,
+        })
+    }
 }
 
 /// Which server, with which token.
@@ -132,6 +202,8 @@ enum JobCommand {
     Swap { id: i64, stage: usize, udf: String },
     /// Shows a job's recent output records.
     Output { id: i64 },
+    /// Shows a job's recent refused records (dead letters).
+    DeadLetters { id: i64 },
 }
 
 fn remote_command(
@@ -166,29 +238,11 @@ fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
         Command::Bench { quick } => sluice::bench::run(sluice::bench::BenchOptions { quick }),
-        Command::Serve {
-            listen,
-            data_dir,
-            quota_jobs,
-            quota_module_bytes,
-            quota_call_memory_bytes,
-            quota_call_cpu_time_ms,
-            quota_ingest_records_per_s,
-            compile_time_ms_max,
-            demo,
-        } => sluice::server::serve(sluice::server::ServeOptions {
-            listen,
-            data_dir,
-            quotas: sluice::server::quotas::Quotas {
-                jobs_max: quota_jobs,
-                module_bytes_max: quota_module_bytes,
-                call_memory_bytes_max: quota_call_memory_bytes,
-                call_cpu_time_ms_max: quota_call_cpu_time_ms,
-                ingest_records_per_s_max: quota_ingest_records_per_s,
-                compile_time_ms_max,
-            },
-            demo,
-        }),
+        Command::Serve(args) => args.options().and_then(sluice::server::serve),
+        Command::CompileModule {
+            memory_bytes_max,
+            fuel_metering,
+        } => sluice::runtime::compiler_child_main(fuel_metering, memory_bytes_max).map_err(Into::into),
         Command::Udf { remote, command } => remote_command(remote, |c| match command {
             UdfCommand::Upload { name, file } => sluice::client::udf_upload(c, &name, &file),
             UdfCommand::List => sluice::client::udf_list(c),
@@ -201,6 +255,7 @@ fn main() -> std::process::ExitCode {
             JobCommand::Stop { id } => sluice::client::job_action(c, id, "stop"),
             JobCommand::Swap { id, stage, udf } => sluice::client::job_swap(c, id, stage, &udf),
             JobCommand::Output { id } => sluice::client::job_output(c, id),
+            JobCommand::DeadLetters { id } => sluice::client::job_dead_letters(c, id),
         }),
         Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),
     };

@@ -1,23 +1,34 @@
-//! The registry: tenants, their API tokens and their UDF module versions, in one SQLite file
-//! (WAL mode), with the schema created and migrated by the binary (numbered migrations in
-//! `registry/migrations.rs`, tracked in `PRAGMA user_version`).
+//! The registry: tenants, their API tokens, their UDF module versions and their jobs, in one
+//! SQLite file (WAL mode), with the schema created and migrated by the binary (numbered
+//! migrations in `registry/migrations.rs`, tracked in `PRAGMA user_version`).
+//!
+//! One connection writes (behind a mutex; every write is one transaction, and a quota is checked
+//! in the same transaction as the insert it guards); a small pool of read connections serves
+//! reads, so token checks and listings never wait behind a write's `fsync`. Every method blocks:
+//! the server calls them off its async workers.
 //!
 //! Architecture Invariant: every query on a tenant's objects takes the tenant's id and filters
-//! by it; there is no method that reads another tenant's rows. A token is stored only as its
-//! SHA-256; the token itself is returned once, at creation.
-//!
-//! The REST API (`server/`) is its only user.
+//! by it; there is no method that reads another tenant's rows (the few that serve the server's
+//! own boot and admins say so). A token is stored only as its SHA-256; the token itself is
+//! returned once, at creation.
 
 mod jobs;
 mod migrations;
+mod modules;
+mod tenants;
 
-pub use jobs::JobRow;
+pub use jobs::{JobRow, JobToResume, StageUdf, Swap};
+pub use modules::{ModuleQuota, ModuleVersion, VersionRef};
+pub use tenants::Tenant;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
+use rusqlite::{Connection, OpenFlags};
+
+/// Read connections kept open (WAL lets them read while the writer writes).
+const READERS: usize = 4;
 
 /// A registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +36,9 @@ pub enum RegistryError {
     /// SQLite failed (disk, corruption, lock timeout).
     #[error("registry database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The registry file could not be made private.
+    #[error("registry file: {0}")]
+    Io(#[from] std::io::Error),
     /// A name does not fit the rules.
     #[error("{what} name {name:?} is invalid: use 1 to 64 characters a-z, 0-9, '-' and '_', starting with a letter")]
     InvalidName { what: &'static str, name: String },
@@ -41,49 +55,18 @@ pub enum RegistryError {
         job_id: i64,
         job_name: String,
     },
+    /// An insert would take the tenant over a quota (checked in the insert's transaction).
+    #[error("over the quota {quota}: {detail}")]
+    Quota { quota: &'static str, detail: String },
+    /// The database does not hold together (a migration broke a reference).
+    #[error("registry integrity: {0}")]
+    Integrity(String),
     /// The database was written by a newer binary.
     #[error("the registry has schema version {found}, newer than this binary's {known}; run a newer sluice")]
     TooNew { found: i64, known: i64 },
 }
 
-/// A tenant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tenant {
-    /// Its id.
-    pub id: i64,
-    /// Its name.
-    pub name: String,
-    /// Whether it may manage tenants.
-    pub is_admin: bool,
-}
-
-/// One version of a tenant's UDF module.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModuleVersion {
-    /// The module's name (per tenant).
-    pub name: String,
-    /// 1, 2, ... per name.
-    pub version: i64,
-    /// SHA-256 of the bytes, hex.
-    pub sha256: String,
-    /// Size of the `.wasm`.
-    pub size_bytes: i64,
-    /// The manifest as JSON (`[{"name", "kind", "has_inverse"}]`).
-    pub manifest_json: String,
-    /// When it was uploaded (ms since the epoch).
-    pub created_ms: i64,
-}
-
-/// Which version of a module.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VersionRef {
-    /// This one.
-    Exact(i64),
-    /// The newest.
-    Latest,
-}
-
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -107,216 +90,105 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), RegistryError> {
     }
 }
 
-fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
-/// A module version from `SELECT name, version, sha256, size_bytes, manifest, created_ms`.
-fn module_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModuleVersion> {
-    Ok(ModuleVersion {
-        name: r.get(0)?,
-        version: r.get(1)?,
-        sha256: r.get(2)?,
-        size_bytes: r.get(3)?,
-        manifest_json: r.get(4)?,
-        created_ms: r.get(5)?,
-    })
-}
-
 /// The registry.
 pub struct Registry {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 impl Registry {
-    /// Opens (or creates) the registry file and brings its schema up to date.
+    /// Opens (or creates) the registry file, readable by its owner only, and brings its schema
+    /// up to date.
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
+        make_private(path)?;
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn)?;
-        Ok(Registry { conn: Mutex::new(conn) })
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            if Path::new(&p).exists() {
+                set_private(Path::new(&p))?;
+            }
+        }
+        let readers = (0..READERS)
+            .map(|_| {
+                let r = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                r.pragma_update(None, "query_only", "ON")?;
+                Ok(Mutex::new(r))
+            })
+            .collect::<Result<_, RegistryError>>()?;
+        Ok(Registry {
+            writer: Mutex::new(conn),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
+    /// The writing connection.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer
             .lock()
             .expect("no query panics while holding the registry lock")
     }
 
-    /// Creates a tenant.
-    pub fn create_tenant(&self, name: &str, is_admin: bool) -> Result<Tenant, RegistryError> {
-        check_name("tenant", name)?;
-        let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT INTO tenants (name, is_admin, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
-            params![name, is_admin, now_ms()],
-        )?;
-        if inserted == 0 {
-            return Err(RegistryError::TenantExists(name.to_owned()));
+    /// A reading connection: a free one if there is, else the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for r in &self.readers {
+            if let Ok(guard) = r.try_lock() {
+                return guard;
+            }
         }
-        Ok(Tenant {
-            id: conn.last_insert_rowid(),
-            name: name.to_owned(),
-            is_admin,
-        })
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[i]
+            .lock()
+            .expect("no query panics while holding a reader lock")
     }
+}
 
-    /// Whether a tenant of this name exists.
-    pub fn tenant_exists(&self, name: &str) -> Result<bool, RegistryError> {
-        Ok(self.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)",
-            params![name],
-            |r| r.get(0),
-        )?)
-    }
+/// Creates the file (mode 0600) if it does not exist, and makes an existing one 0600.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?;
+    set_private(path)
+}
 
-    /// Whether an admin tenant exists (the server creates one on first start).
-    pub fn has_admin(&self) -> Result<bool, RegistryError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT EXISTS (SELECT 1 FROM tenants WHERE is_admin = 1)", [], |r| {
-                r.get(0)
-            })?)
+fn set_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
-
-    /// Issues a new API token for a tenant and returns it; only its hash is kept.
-    pub fn issue_token(&self, tenant_id: i64) -> Result<String, RegistryError> {
-        let token = format!("sl_{}", hex::encode(rand::random::<[u8; 24]>()));
-        self.conn().execute(
-            "INSERT INTO tokens (tenant_id, sha256, created_ms) VALUES (?1, ?2, ?3)",
-            params![tenant_id, token_hash(&token), now_ms()],
-        )?;
-        Ok(token)
-    }
-
-    /// The tenant a token belongs to, if any.
-    pub fn authenticate(&self, token: &str) -> Result<Option<Tenant>, RegistryError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT t.id, t.name, t.is_admin FROM tokens k JOIN tenants t ON t.id = k.tenant_id WHERE k.sha256 = ?1",
-                params![token_hash(token)],
-                |r| Ok(Tenant { id: r.get(0)?, name: r.get(1)?, is_admin: r.get(2)? }),
-            )
-            .optional()?)
-    }
-
-    /// Stores a new version of a tenant's module (the next number for that name) and returns it.
-    pub fn add_module_version(
-        &self,
-        tenant_id: i64,
-        name: &str,
-        wasm: &[u8],
-        manifest_json: &str,
-    ) -> Result<ModuleVersion, RegistryError> {
-        check_name("module", name)?;
-        let sha256 = hex::encode(Sha256::digest(wasm));
-        let created_ms = now_ms();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let version: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM udf_modules WHERE tenant_id = ?1 AND name = ?2",
-            params![tenant_id, name],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO udf_modules (tenant_id, name, version, sha256, size_bytes, manifest, wasm, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                tenant_id,
-                name,
-                version,
-                sha256,
-                wasm.len() as i64,
-                manifest_json,
-                wasm,
-                created_ms
-            ],
-        )?;
-        tx.commit()?;
-        Ok(ModuleVersion {
-            name: name.to_owned(),
-            version,
-            sha256,
-            size_bytes: wasm.len() as i64,
-            manifest_json: manifest_json.to_owned(),
-            created_ms,
-        })
-    }
-
-    /// A version of a tenant's module with its bytes, if it exists (for this tenant).
-    pub fn module(
-        &self,
-        tenant_id: i64,
-        name: &str,
-        version: VersionRef,
-    ) -> Result<Option<(ModuleVersion, Vec<u8>)>, RegistryError> {
-        let conn = self.conn();
-        let row = |r: &rusqlite::Row<'_>| Ok((module_row(r)?, r.get::<_, Vec<u8>>(6)?));
-        let columns = "name, version, sha256, size_bytes, manifest, created_ms, wasm";
-        Ok(match version {
-            VersionRef::Exact(v) => conn
-                .query_row(
-                    &format!("SELECT {columns} FROM udf_modules WHERE tenant_id = ?1 AND name = ?2 AND version = ?3"),
-                    params![tenant_id, name, v],
-                    row,
-                )
-                .optional()?,
-            VersionRef::Latest => conn
-                .query_row(
-                    &format!("SELECT {columns} FROM udf_modules WHERE tenant_id = ?1 AND name = ?2 ORDER BY version DESC LIMIT 1"),
-                    params![tenant_id, name],
-                    row,
-                )
-                .optional()?,
-        })
-    }
-
-    /// A tenant's module versions (without their bytes), by name and version.
-    pub fn list_modules(&self, tenant_id: i64) -> Result<Vec<ModuleVersion>, RegistryError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT name, version, sha256, size_bytes, manifest, created_ms FROM udf_modules WHERE tenant_id = ?1 ORDER BY name, version",
-        )?;
-        let rows = stmt.query_map(params![tenant_id], module_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Deletes a version of a tenant's module; `false` if it did not exist (for this tenant).
-    /// Refused while a job pins it.
-    pub fn delete_module_version(&self, tenant_id: i64, name: &str, version: i64) -> Result<bool, RegistryError> {
-        if let Some((job_id, job_name)) = self.jobs_using(tenant_id, name, version)?.into_iter().next() {
-            return Err(RegistryError::InUse {
-                module: name.to_owned(),
-                version,
-                job_id,
-                job_name,
-            });
-        }
-        Ok(self.conn().execute(
-            "DELETE FROM udf_modules WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
-            params![tenant_id, name, version],
-        )? > 0)
-    }
-
-    /// Bytes of module versions a tenant stores (for its quota).
-    pub fn module_bytes(&self, tenant_id: i64) -> Result<i64, RegistryError> {
-        Ok(self.conn().query_row(
-            "SELECT COALESCE(SUM(size_bytes), 0) FROM udf_modules WHERE tenant_id = ?1",
-            params![tenant_id],
-            |r| r.get(0),
-        )?)
-    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn open(dir: &tempfile::TempDir) -> Registry {
         Registry::open(&dir.path().join("registry.db")).unwrap()
+    }
+
+    const ROOMY: ModuleQuota = ModuleQuota {
+        module_bytes_max: 1 << 30,
+        compiled_bytes_max: 1 << 30,
+    };
+
+    fn add(r: &Registry, tenant: i64, name: &str, wasm: &[u8]) -> ModuleVersion {
+        r.add_module_version(tenant, name, wasm, "[]", 0, ROOMY).unwrap()
     }
 
     #[test]
@@ -327,10 +199,10 @@ mod tests {
             let r = open(&dir);
             a = r.create_tenant("acme", false).unwrap();
             b = r.create_tenant("globex", false).unwrap();
-            assert_eq!(r.add_module_version(a.id, "words", b"one", "[]").unwrap().version, 1);
-            assert_eq!(r.add_module_version(a.id, "words", b"two", "[]").unwrap().version, 2);
-            assert_eq!(r.add_module_version(b.id, "words", b"other", "[]").unwrap().version, 1);
-            assert_eq!(r.add_module_version(a.id, "parse", b"p", "[]").unwrap().version, 1);
+            assert_eq!(add(&r, a.id, "words", b"one").version, 1);
+            assert_eq!(add(&r, a.id, "words", b"two").version, 2);
+            assert_eq!(add(&r, b.id, "words", b"other").version, 1);
+            assert_eq!(add(&r, a.id, "parse", b"p").version, 1);
         }
         let r = open(&dir);
         let (latest, bytes) = r.module(a.id, "words", VersionRef::Latest).unwrap().unwrap();
@@ -363,16 +235,16 @@ mod tests {
         let r = open(&dir);
         let a = r.create_tenant("acme", false).unwrap();
         let b = r.create_tenant("globex", false).unwrap();
-        r.add_module_version(a.id, "secret", b"wasm", "[]").unwrap();
+        add(&r, a.id, "secret", b"wasm");
         assert_eq!(r.module(b.id, "secret", VersionRef::Latest).unwrap(), None);
         assert_eq!(r.module(b.id, "secret", VersionRef::Exact(1)).unwrap(), None);
         assert!(r.list_modules(b.id).unwrap().is_empty());
         assert!(
-            !r.delete_module_version(b.id, "secret", 1).unwrap(),
+            r.delete_module_version(b.id, "secret", 1).unwrap().is_none(),
             "B cannot delete A's module"
         );
         assert!(r.module(a.id, "secret", VersionRef::Exact(1)).unwrap().is_some());
-        assert!(r.delete_module_version(a.id, "secret", 1).unwrap());
+        assert!(r.delete_module_version(a.id, "secret", 1).unwrap().is_some());
     }
 
     #[test]
@@ -410,7 +282,9 @@ mod tests {
             Err(RegistryError::TenantExists(_))
         ));
         let t = r.create_tenant("globex", false).unwrap();
-        let e = r.add_module_version(t.id, "../etc/passwd", b"x", "[]").unwrap_err();
+        let e = r
+            .add_module_version(t.id, "../etc/passwd", b"x", "[]", 0, ROOMY)
+            .unwrap_err();
         assert!(e.to_string().contains("invalid"), "{e}");
     }
 
@@ -427,5 +301,93 @@ mod tests {
         drop(conn);
         let e = Registry::open(&dir.path().join("registry.db")).err().unwrap();
         assert!(matches!(e, RegistryError::TooNew { found: 999, .. }), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = Registry::open(&path).unwrap();
+        r.create_tenant("acme", false).unwrap();
+        for name in ["registry.db", "registry.db-wal", "registry.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name} is {mode:o}");
+        }
+    }
+
+    #[test]
+    fn a_quota_is_checked_in_the_inserts_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(&dir.path().join("registry.db")).unwrap();
+        let t = r.create_tenant("acme", false).unwrap();
+        let quota = ModuleQuota {
+            module_bytes_max: 10,
+            compiled_bytes_max: 100,
+        };
+        r.add_module_version(t.id, "m", b"123456", "[]", 50, quota).unwrap();
+        let e = r.add_module_version(t.id, "m", b"123456", "[]", 0, quota).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RegistryError::Quota {
+                    quota: "module_bytes_max",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = r.add_module_version(t.id, "m", b"1", "[]", 51, quota).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RegistryError::Quota {
+                    quota: "compiled_bytes_max",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        r.create_job(t.id, "a", "{}", &[], &[], 1).unwrap();
+        let e = r.create_job(t.id, "b", "{}", &[], &[], 1).unwrap_err();
+        assert!(matches!(e, RegistryError::Quota { quota: "jobs_max", .. }), "{e}");
+    }
+
+    /// A database of schema version 3 (before job ids were AUTOINCREMENT) keeps its rows.
+    #[test]
+    fn migration_4_keeps_the_jobs_and_their_pins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            for (i, sql) in migrations::MIGRATIONS[..3].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+                tx.commit().unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO tenants (id, name, is_admin, created_ms) VALUES (1, 'acme', 0, 0);
+                 INSERT INTO jobs (id, tenant_id, name, spec, status, created_ms) VALUES (7, 1, 'j', '{}', 'running', 5);
+                 INSERT INTO job_udfs (job_id, module, version) VALUES (7, 'm', 2);",
+            )
+            .unwrap();
+        }
+        let r = Registry::open(&path).unwrap();
+        let job = r.job(1, 7).unwrap().unwrap();
+        assert_eq!(
+            (job.status.as_str(), job.udfs.clone()),
+            ("running", vec![("m".to_owned(), 2)])
+        );
+        assert!(r.delete_job(1, 7).unwrap());
+        let next = r.create_job(1, "k", "{}", &[], &[], 10).unwrap();
+        assert!(next.id > 7, "id {} reuses a deleted one", next.id);
     }
 }

@@ -1,85 +1,33 @@
-//! `sluice run`: one job on this machine without the server. The scheduler cuts a batch every
-//! interval (live sources) or as fast as the job goes (deterministic ones), runs the pipeline on
-//! it, sends the output to the sink, and records the figures of each batch.
+//! `sluice run`: one job on this machine without the server, on a job supervisor
+//! (`supervisor.rs`) like a server job: batches every interval (live sources) or as fast as the
+//! job goes (deterministic ones), output to the spec's sink, refused records as JSON Lines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use serde::Serialize;
+pub use crate::supervisor::BatchReport;
 
-use crate::engine::{Clock, EngineError, Pipeline, StageCounts, Tick};
+use crate::engine::Clock;
 use crate::job::spec::{SinkSpec, SourceSpec};
 use crate::job::{JobPlan, ModuleResolver};
 use crate::runtime::{LoadedModule, Runtime};
 use crate::sink::Sink;
-use crate::source::{Source, SourceError};
-
-/// The figures of one batch (what the console and the API will show).
-#[derive(Clone, Debug, Serialize)]
-pub struct BatchReport {
-    /// Batch id.
-    pub batch_id: u64,
-    /// Batch time, ms.
-    pub time_ms: i64,
-    /// Records the source gave.
-    pub records_in: u64,
-    /// Records the job output (`None`: no output at this batch).
-    pub records_out: Option<u64>,
-    /// Per stage.
-    pub stages: Vec<StageCounts>,
-    /// Time to run the stages and the sink.
-    pub processing_ms: f64,
-    /// How late the batch started after its time (a slow batch delays the next).
-    pub scheduling_delay_ms: f64,
-    /// Scheduling delay plus processing time.
-    pub total_delay_ms: f64,
-    /// Records refused and sent to the dead letters.
-    pub dead_letters: u64,
-}
-
-/// Why a run stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// A stage failed.
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    /// The source failed.
-    #[error("source: {0}")]
-    Source(#[from] SourceError),
-    /// Writing output failed.
-    #[error("sink: {0}")]
-    Sink(#[from] std::io::Error),
-}
+use crate::source::Source;
+use crate::supervisor::{self, Ended, Job, JsonLinesDeadLetters, Observer};
 
 /// How long to run.
 #[derive(Debug, Default)]
 pub struct RunOptions {
     /// Stop after this many batches (default: a deterministic source's batches; live sources
-    /// run until Ctrl-C).
+    /// run until stopped).
     pub batches: Option<u64>,
     /// Worker threads (default: the machine's cores).
     pub workers: Option<usize>,
-    /// Stops the run (after the batch in flight) when it becomes `true`; Ctrl-C always does.
-    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
-    /// Hot-swaps to apply between batches.
-    pub swaps: Option<tokio::sync::mpsc::UnboundedReceiver<Swap>>,
     /// Limits of the job's UDF calls (default: the runtime's).
     pub limits: Option<crate::runtime::CallLimits>,
-}
-
-/// A hot-swap: stage `stage` calls `udf` from the next batch on. The reply is the id of the
-/// first batch the new UDF processes, or why the swap was refused.
-#[derive(Debug)]
-pub struct Swap {
-    /// The stage's index.
-    pub stage: usize,
-    /// The new UDF.
-    pub udf: crate::engine::context::UdfHandle,
-    /// Where the answer goes.
-    pub reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
 }
 
 /// Where a run reads from and writes to.
@@ -94,127 +42,92 @@ pub struct RunIo {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Runs `plan` until done; returns how many batches ran. Per-batch reports go to `on_batch`.
-pub async fn run(
+/// Batch reports to a closure; counts the batches.
+struct Reports<F> {
+    on_batch: F,
+    done: Arc<AtomicU64>,
+}
+
+impl<F: FnMut(&BatchReport) + Send + 'static> Observer for Reports<F> {
+    fn on_batch(&mut self, report: &BatchReport) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        (self.on_batch)(report);
+    }
+}
+
+/// A local run in progress.
+pub struct Running {
+    handle: supervisor::Handle,
+    done: Arc<AtomicU64>,
+}
+
+impl Running {
+    /// Asks the run to stop after its batch in flight.
+    pub fn stop(&self) {
+        self.handle.send(supervisor::Command::Stop);
+    }
+
+    /// A receiver of the run's state.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<supervisor::JobState> {
+        self.handle.watch()
+    }
+
+    /// Waits for the run to end: how many batches ran, or why it failed.
+    pub fn wait(self) -> Result<u64, String> {
+        match self.handle.join() {
+            Ended::Failed { reason, .. } => Err(reason),
+            Ended::Done(_) | Ended::Stopped | Ended::Shutdown => Ok(self.done.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Starts `plan` on a supervisor of its own; per-batch reports go to `on_batch`.
+pub fn start(
     plan: &JobPlan,
     runtime: Arc<Runtime>,
     io: RunIo,
-    mut options: RunOptions,
-    mut on_batch: impl FnMut(&BatchReport),
-) -> Result<u64, RunError> {
-    let RunIo {
-        mut source,
-        mut sink,
-        mut dead_letters,
-        clock,
-    } = io;
-    let batch_ms = plan.batch_ms;
-    let live = source.is_live();
-    let limit = options.batches.or(if live { None } else { source.batches_hint() });
-    let zero = if live {
-        clock.now_ms().div_euclid(batch_ms) * batch_ms
-    } else {
-        0
-    };
+    options: RunOptions,
+    on_batch: impl FnMut(&BatchReport) + Send + 'static,
+) -> Running {
     let limits = options
         .limits
         .clone()
         .unwrap_or_else(|| runtime.config().default_limits.clone());
-    let mut pipeline: Option<Pipeline> = Some(plan.pipeline(
-        runtime,
-        &limits,
-        options.workers.unwrap_or_else(crate::engine::workers::available_cores),
-    ));
-    let mut swaps = options.swaps.take();
-    let mut stop_rx = options.stop.clone();
-    let mut stop = Box::pin(async move {
-        let asked = async {
-            match stop_rx.as_mut() {
-                Some(rx) => {
-                    let _ = rx.wait_for(|s| *s).await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = asked => {}
-        }
-    });
-    let mut k = 0u64;
-    loop {
-        if limit.is_some_and(|n| k >= n) || options.stop.as_ref().is_some_and(|rx| *rx.borrow()) {
-            break;
-        }
-        k += 1;
-        let tick = Tick {
-            batch_id: k,
-            time_ms: zero + k as i64 * batch_ms,
-        };
-        if live {
-            let wait = tick.time_ms - clock.now_ms();
-            if wait > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(wait as u64)) => {}
-                    _ = &mut stop => break,
-                }
-            }
-        }
-        let started_ms = if live { clock.now_ms() } else { tick.time_ms };
-        let input = source.next_batch(tick)?;
-        let records_in = input.len() as u64;
-        let t = Instant::now();
-        let mut p = pipeline.take().expect("the pipeline is returned after each batch");
-        // Swaps take effect at this batch boundary: the whole batch runs with one version.
-        if let Some(rx) = swaps.as_mut() {
-            while let Ok(swap) = rx.try_recv() {
-                let answer = if p.swap_udf(swap.stage, swap.udf) {
-                    Ok(tick.batch_id)
-                } else {
-                    Err(format!("stage {} calls no UDF", swap.stage))
-                };
-                let _ = swap.reply.send(answer);
-            }
-        }
-        let (p, result) = tokio::task::spawn_blocking(move || {
-            let r = p.run_batch(tick, input);
-            (p, r)
-        })
-        .await
-        .expect("the pipeline thread does not panic");
-        pipeline = Some(p);
-        let out = result?;
-        if let Some(batch) = &out.output {
-            sink.write(tick, batch)?;
-        }
-        for d in &out.dead_letters {
-            serde_json::to_writer(&mut dead_letters, d).map_err(std::io::Error::other)?;
-            dead_letters.write_all(b"\n")?;
-        }
-        let processing_ms = t.elapsed().as_secs_f64() * 1e3;
-        let scheduling_delay_ms = (started_ms - tick.time_ms).max(0) as f64;
-        let report = BatchReport {
-            batch_id: tick.batch_id,
-            time_ms: tick.time_ms,
-            records_in,
-            records_out: out.output.as_ref().map(|b| b.len() as u64),
-            stages: out.counts,
-            processing_ms,
-            scheduling_delay_ms,
-            total_delay_ms: scheduling_delay_ms + processing_ms,
-            dead_letters: out.dead_letters.len() as u64,
-        };
-        tracing::debug!(
-            batch = report.batch_id,
-            records_in = report.records_in,
-            records_out = ?report.records_out,
-            processing_ms = report.processing_ms,
-            scheduling_delay_ms = report.scheduling_delay_ms,
-            "batch done"
-        );
-        on_batch(&report);
-    }
-    Ok(k)
+    let workers = options.workers.unwrap_or_else(crate::engine::workers::available_cores);
+    let pipeline = plan.pipeline(runtime, &limits, workers);
+    let job = Job {
+        pipeline,
+        batch_ms: plan.batch_ms,
+        source: io.source,
+        sink: io.sink,
+        dead_letters: Box::new(JsonLinesDeadLetters(io.dead_letters)),
+    };
+    let done = Arc::new(AtomicU64::new(0));
+    let handle = supervisor::spawn(
+        supervisor::Options {
+            batches: options.batches,
+            name: plan.spec.name.clone(),
+            poll_ms: 50,
+        },
+        io.clock,
+        move || Ok(job),
+        Reports {
+            on_batch,
+            done: done.clone(),
+        },
+    );
+    Running { handle, done }
+}
+
+/// Runs `plan` until done (blocking); returns how many batches ran.
+pub fn run(
+    plan: &JobPlan,
+    runtime: Arc<Runtime>,
+    io: RunIo,
+    options: RunOptions,
+    on_batch: impl FnMut(&BatchReport) + Send + 'static,
+) -> Result<u64, String> {
+    start(plan, runtime, io, options, on_batch).wait()
 }
 
 /// Modules for a local run: by name, from a path or `builtin:examples`, each at version 1.

@@ -1,33 +1,46 @@
-//! `sluice serve`: the platform's HTTP server. Today it serves the REST API's first resources
-//! (health, tenants, UDF modules) over the SQLite registry; jobs, hot-swap, ingest, metrics and
-//! the console are the rest of the control-plane issue.
+//! `sluice serve`: the platform's HTTP server. The REST API (tenants, UDF modules, jobs and
+//! their runs, ingest, output, metrics, the OpenAPI document) over the SQLite registry, with a
+//! supervisor per running job (`supervisors.rs`).
 //!
-//! `router(state)` builds the whole API, so tests can drive it in-process, and the binary serves
-//! it on a TCP listener with graceful shutdown.
+//! `router(state)` builds the whole API with its limits as layers (request time, concurrency,
+//! header size, body sizes per route), so tests can drive it in-process; `serve` runs it on a
+//! TCP listener with connection limits (`http.rs`) and a bounded shutdown.
+//!
+//! Architecture Invariant: no handler does blocking work on the async workers: registry calls,
+//! spec checks, compiles and job starts go through `spawn_blocking` (`AppState::db` and
+//! `blocking`); batches run on their supervisors' threads and their tenant's lane.
 
+mod admission;
 mod auth;
-mod error;
+pub mod config;
+mod demo_seed;
+pub mod error;
+mod http;
+mod ingest;
 mod jobs;
+mod kept;
+mod layers;
 pub mod metrics;
+pub mod openapi;
 pub mod quotas;
 mod runs;
+mod supervisors;
 mod tenants;
 mod udfs;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::routing::get;
 
+pub use admission::AllowedSockets;
 pub use error::ApiError;
 
-use crate::registry::Registry;
-use crate::runtime::{Runtime, RuntimeConfig};
-
-/// The OpenAPI document of the API (`host/api/openapi.json`), served at `/api/v1/openapi.json`.
-pub const OPENAPI: &str = include_str!("../api/openapi.json");
+use crate::registry::{Registry, RegistryError, Tenant};
+use crate::runtime::{CompilerMode, Runtime, RuntimeConfig};
 
 /// Prints a line on stdout, ignoring a closed stdout: the server must not die because whoever
 /// started it stopped reading.
@@ -40,43 +53,112 @@ macro_rules! say {
     }};
 }
 
-/// `GET /api/v1/openapi.json` (any valid token, as every `/api/v1` call but health).
-async fn openapi(_caller: auth::Caller) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
-}
-
 /// What the handlers share.
 pub struct AppState {
-    /// Tenants, tokens, modules.
-    pub registry: Registry,
+    /// Tenants, tokens, modules, jobs.
+    pub registry: Arc<Registry>,
     /// The wasm runtime (validates and compiles uploads, runs jobs).
     pub runtime: Arc<Runtime>,
-    /// Jobs running in this process.
-    pub running: runs::RunningJobs,
-    /// What each tenant may use.
+    /// The job supervisors of this process.
+    pub jobs: supervisors::JobTable,
+    /// The quotas of tenants that have no overrides.
     pub quotas: quotas::Quotas,
+    /// Server-wide limits.
+    pub settings: config::ServerSettings,
+    /// Where server jobs may connect.
+    pub sockets: AllowedSockets,
     /// Ingest rates per job.
     pub ingest_rates: quotas::IngestRates,
     /// The server's own figures.
-    pub metrics: metrics::ServerMetrics,
+    pub metrics: Arc<metrics::ServerMetrics>,
+    /// Upload compiles of all tenants.
+    pub compiles: Arc<tokio::sync::Semaphore>,
+    /// Upload compiles per tenant.
+    pub tenant_compiles: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+    /// Becomes `true` when the server shuts down (live streams end).
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
-/// The API.
+impl AppState {
+    /// The state of a server over `registry` and `runtime`.
+    pub fn new(
+        registry: Registry,
+        runtime: Arc<Runtime>,
+        quotas: quotas::Quotas,
+        settings: config::ServerSettings,
+        sockets: AllowedSockets,
+    ) -> AppState {
+        AppState {
+            registry: Arc::new(registry),
+            runtime,
+            jobs: Default::default(),
+            quotas,
+            compiles: Arc::new(tokio::sync::Semaphore::new(settings.compiles_concurrent_max.max(1))),
+            settings,
+            sockets,
+            ingest_rates: Default::default(),
+            metrics: Default::default(),
+            tenant_compiles: Default::default(),
+            shutdown: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// A tenant's quotas: the server's, with the tenant's overrides.
+    pub fn quotas_for(&self, tenant: &Tenant) -> quotas::Quotas {
+        let Some(json) = &tenant.quotas_json else {
+            return self.quotas.clone();
+        };
+        serde_json::from_str(json)
+            .map_err(|e| e.to_string())
+            .and_then(|v| self.quotas.with_overrides(&v))
+            .unwrap_or_else(|e| {
+                tracing::error!(
+                    "tenant {}: its stored quotas do not apply ({e}); using the defaults",
+                    tenant.id
+                );
+                self.quotas.clone()
+            })
+    }
+
+    /// Runs a registry call off the async workers.
+    pub async fn db<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let registry = self.registry.clone();
+        blocking(move || f(&registry).map_err(ApiError::from)).await
+    }
+}
+
+/// Runs blocking work off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal("a blocking task", e))?
+}
+
+/// The API, with its limits as layers.
 pub fn router(state: Arc<AppState>) -> Router {
     let module_bytes_max = state.runtime.config().module_bytes_max;
-    Router::new()
+    let settings = state.settings.clone();
+    let routes = Router::new()
         .route(
             "/api/v1/health",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .route("/metrics", get(metrics::metrics))
-        .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(tenants::routes())
         .merge(udfs::routes(module_bytes_max))
         .merge(jobs::routes())
         .merge(runs::routes())
+        .merge(ingest::routes())
         .fallback(|| async { ApiError::not_found("route") })
-        .with_state(state)
+        .method_not_allowed_fallback(layers::method_not_allowed)
+        .with_state(state);
+    layers::limits(routes, &settings)
 }
 
 /// Where and how to serve.
@@ -86,40 +168,32 @@ pub struct ServeOptions {
     pub listen: String,
     /// Where the registry and the compile cache live.
     pub data_dir: PathBuf,
-    /// What each tenant may use.
+    /// What each tenant may use unless an admin sets otherwise.
     pub quotas: quotas::Quotas,
+    /// Server-wide limits.
+    pub settings: config::ServerSettings,
+    /// Where server jobs may connect.
+    pub sockets: AllowedSockets,
     /// On first start, also create a `demo` tenant with the example UDFs and a running job.
     pub demo: bool,
 }
 
-/// The demo job: the seed's scenario 1 on generated visits.
-const DEMO_JOB: &str = r#"{
-  "name": "demo: visits per user, last 60 s",
-  "batch_interval": "1s",
-  "source": { "generator": { "format": "visits", "rate_per_s": 2000 } },
-  "stages": [
-    { "map": { "udf": "examples@latest", "function": "parse_visit", "value": "i64" } },
-    { "reduce_by_key_and_window": { "length": "60s", "slide": "1s", "reduce": { "builtin": "sum", "inverse": true }, "filter": "nonzero" } }
-  ],
-  "sink": { "print": { "records": 10 } }
-}"#;
-
-/// Creates the demo tenant (token in `DATA_DIR/demo-token`), uploads the example UDFs and
-/// creates and marks running the demo job; the boot restarts it like any running job.
-fn seed_demo(state: &AppState, data_dir: &std::path::Path) -> Result<()> {
-    let tenant = state.registry.create_tenant("demo", false)?;
-    let token = state.registry.issue_token(tenant.id)?;
-    write_private(&data_dir.join("demo-token"), token.as_bytes())?;
-    let module = state.runtime.load("examples@1", sluice_udf_artifacts::EXAMPLES)?;
-    let manifest = serde_json::to_string(&module.manifest().udfs)?;
-    state
-        .registry
-        .add_module_version(tenant.id, "examples", sluice_udf_artifacts::EXAMPLES, &manifest)?;
-    let (plan, pins) = jobs::check_blocking(state, tenant.id, DEMO_JOB, None)
-        .map_err(|e| anyhow::anyhow!("the demo job does not check: {e:?}"))?;
-    let job = state.registry.create_job(tenant.id, &plan.spec.name, DEMO_JOB, &pins)?;
-    state.registry.set_job_status(tenant.id, job.id, "running", None)?;
-    Ok(())
+/// Raises the soft limit of open files to the hard one (connections are capped below it).
+fn raise_open_files() -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read or write one rlimit struct through a valid pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        lim.rlim_cur = lim.rlim_max.min(1 << 20);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
 }
 
 /// Opens the data directory (creating the admin tenant and its token on first start) and serves
@@ -127,82 +201,110 @@ fn seed_demo(state: &AppState, data_dir: &std::path::Path) -> Result<()> {
 pub fn serve(options: ServeOptions) -> Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("cannot create the data directory {}", options.data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&options.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", options.data_dir.display()))?;
+    }
     let registry = Registry::open(&options.data_dir.join("registry.db"))?;
     let token_file = options.data_dir.join("admin-token");
     if !registry.has_admin()? {
         let admin = registry.create_tenant("admin", true)?;
         let token = registry.issue_token(admin.id)?;
-        write_private(&token_file, token.as_bytes())?;
+        demo_seed::write_private(&token_file, token.as_bytes())?;
         say!(
             "first start: the admin token is in {} (keep it secret)",
             token_file.display()
         );
     }
+    let mut settings = options.settings.clone();
+    let files = raise_open_files();
+    // Keep room for the registry, the cache, sockets of jobs and the compiler's pipes.
+    let fd_room = usize::try_from(files.saturating_sub(64).max(16)).unwrap_or(usize::MAX);
+    settings.connections_max = settings.connections_max.min(fd_room);
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: Some(options.data_dir.join("cache")),
+        compiler: CompilerMode::ChildProcess {
+            exe: std::env::current_exe().context("the server needs its own path to start compiler processes")?,
+            time_ms_max: options.quotas.compile_time_ms_max,
+            memory_bytes_max: settings.compile_memory_bytes_max,
+        },
         ..RuntimeConfig::default()
     })?);
-    let state = Arc::new(AppState {
+    let state = Arc::new(AppState::new(
         registry,
         runtime,
-        running: Default::default(),
-        quotas: options.quotas.clone(),
-        ingest_rates: Default::default(),
-        metrics: Default::default(),
-    });
+        options.quotas.clone(),
+        settings.clone(),
+        options.sockets.clone(),
+    ));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let addr = listener.local_addr()?;
-        if options.demo && !state.registry.tenant_exists("demo")? {
+        if options.demo {
             let st = state.clone();
             let dir = options.data_dir.clone();
-            tokio::task::spawn_blocking(move || seed_demo(&st, &dir)).await??;
+            tokio::task::spawn_blocking(move || demo_seed::seed_once(&st, &dir)).await??;
+        }
+        // Jobs that were running when the server last stopped start again.
+        {
+            let st = state.clone();
+            tokio::task::spawn_blocking(move || st.jobs.resume(&st)).await??;
         }
         say!(
             "sluice is listening on http://{addr} (API at http://{addr}/api/v1; admin token: {})",
             token_file.display()
         );
         if options.demo {
-            let token_file = options.data_dir.join("demo-token");
-            let token = std::fs::read_to_string(&token_file)?;
-            let tenant = state
-                .registry
-                .authenticate(token.trim())?
-                .context("the demo token is not valid")?;
-            if let Some(job) = state.registry.list_jobs(tenant.id)?.first() {
-                say!(
-                    "demo job {}: curl -H \"Authorization: Bearer $(cat {})\" http://{addr}/api/v1/jobs/{}/output",
-                    job.id,
-                    token_file.display(),
-                    job.id
-                );
+            let st = state.clone();
+            let dir = options.data_dir.clone();
+            if let Some(line) = tokio::task::spawn_blocking(move || demo_seed::how_to_read(&st, &dir, addr)).await?? {
+                say!("{line}");
             }
         }
-        // Jobs that were running when the server last stopped start again.
-        for (tenant_id, id) in state.registry.jobs_with_status("running")? {
-            if let Err(e) = runs::start_job(&state, tenant_id, id).await {
-                tracing::error!("job {id} could not start again: {e:?}");
-                state.registry.set_job_status(
-                    tenant_id,
-                    id,
-                    "failed",
-                    Some("could not start again after a restart; see the server log"),
-                )?;
+        let limits = http::ConnectionLimits {
+            connections_max: settings.connections_max,
+            connections_per_client_max: settings.connections_per_client_max,
+            header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+            shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
+        };
+        let drain_state = state.clone();
+        let waits: Arc<Mutex<Vec<_>>> = Arc::default();
+        let waits_in = waits.clone();
+        http::serve(listener, router(state.clone()), limits, shutdown_signal(), move || {
+            // Stop every job after its batch in flight and end the live streams, so open
+            // connections finish and the grace period is not spent waiting for them.
+            drain_state.shutdown.send_replace(true);
+            *waits_in.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = drain_state.jobs.shutdown();
+        })
+        .await;
+        let waits = std::mem::take(&mut *waits.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let all = async {
+            for mut w in waits {
+                let _ = w.wait_for(|s| s.is_over()).await;
             }
+        };
+        if tokio::time::timeout(Duration::from_millis(settings.shutdown_grace_ms), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown: some jobs were still in a batch after the grace period; they resume at the next start"
+            );
         }
-        axum::serve(listener, router(state.clone()))
-            .with_graceful_shutdown(shutdown())
-            .await?;
-        // Running jobs finish their batch and stop; they resume on the next start.
-        state.running.stop_all().await;
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    // Batches still running past the grace period are not waited for (their threads end with
+    // the process); their jobs stay `running` and resume at the next start.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    Ok(())
 }
 
-async fn shutdown() {
+async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -216,13 +318,4 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)?.write_all(bytes)
 }

@@ -45,11 +45,41 @@ pub trait Source: Send {
     }
 }
 
-/// Opens the source a spec describes. Live sources start gathering now.
+/// What a source may hold between batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceLimits {
+    /// Records waiting for the next batch (the `http` buffer's default capacity is lower).
+    pub buffer_records_max: usize,
+    /// Bytes waiting for the next batch.
+    pub buffer_bytes_max: usize,
+    /// Bytes of one socket line; longer lines are dropped (and counted).
+    pub line_bytes_max: usize,
+    /// How long a socket connect may take.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for SourceLimits {
+    /// Generous limits for `sluice run` (the server passes the tenant's quotas).
+    fn default() -> Self {
+        SourceLimits {
+            buffer_records_max: 10_000_000,
+            buffer_bytes_max: 1 << 30,
+            line_bytes_max: 16 << 20,
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Opens the source a spec describes with the default limits. Live sources start gathering now.
 pub fn open(spec: &SourceSpec, batch_ms: i64) -> Result<Box<dyn Source>, SourceError> {
+    open_with(spec, batch_ms, SourceLimits::default())
+}
+
+/// Opens the source a spec describes, holding at most `limits` between batches.
+pub fn open_with(spec: &SourceSpec, batch_ms: i64, limits: SourceLimits) -> Result<Box<dyn Source>, SourceError> {
     Ok(match spec {
         SourceSpec::Batches { path } => Box::new(BatchesSource::open(path)?),
-        SourceSpec::Socket { host, port } => Box::new(SocketSource::start(host.clone(), *port)),
+        SourceSpec::Socket { host, port } => Box::new(SocketSource::start(host.clone(), *port, limits)),
         SourceSpec::Directory { path } => Box::new(DirectorySource::new(path.into())),
         SourceSpec::Generator {
             format,
@@ -59,15 +89,21 @@ pub fn open(spec: &SourceSpec, batch_ms: i64) -> Result<Box<dyn Source>, SourceE
         } => Box::new(GeneratorSource::new(
             *format,
             *rate_per_s,
-            lines_per_batch.unwrap_or(10_000),
+            lines_per_batch.unwrap_or(generator::LINES_PER_BATCH_DEFAULT),
             *seed,
             batch_ms,
         )),
         SourceSpec::Http { buffer_records } => Box::new(http::HttpSource::new(
-            buffer_records.unwrap_or(http::BUFFER_RECORDS_DEFAULT),
+            buffer_records
+                .unwrap_or(http::BUFFER_RECORDS_DEFAULT)
+                .min(limits.buffer_records_max),
+            limits.buffer_bytes_max,
         )),
         SourceSpec::Union(parts) => Box::new(Union(
-            parts.iter().map(|p| open(p, batch_ms)).collect::<Result<_, _>>()?,
+            parts
+                .iter()
+                .map(|p| open_with(p, batch_ms, limits))
+                .collect::<Result<_, _>>()?,
         )),
     })
 }

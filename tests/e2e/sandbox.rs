@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sluice::runtime::{UdfError, WarmInstances};
+use sluice::runtime::{InstanceBudget, UdfError, WarmInstances};
 use sluice_tests::{batch, config, examples, hostile, runtime};
 
 /// After a failure, the same worker runs a good UDF of another module and gets the right answer.
@@ -11,7 +11,9 @@ fn assert_examples_still_work(warm: &mut WarmInstances, rt: &sluice::runtime::Ru
     let ex = examples(rt);
     let limits = rt.config().default_limits.clone();
     let out = warm
-        .with(rt, &ex, &limits, |i| i.map("parse_visit", &batch(&["u1,10,/a"])))
+        .with(rt, &ex, &limits, &InstanceBudget::unlimited(), |i| {
+            i.map("parse_visit", &batch(&["u1,10,/a"]))
+        })
         .unwrap();
     assert_eq!(out.records.get(0).unwrap().key, Some(&b"u1"[..]));
 }
@@ -24,7 +26,7 @@ fn call_hostile(function: &str, kind: &str) -> (UdfError, Duration) {
     let input = batch(&["one", "two"]);
     let t = Instant::now();
     let err = warm
-        .with(&rt, &module, &limits, |i| match kind {
+        .with(&rt, &module, &limits, &InstanceBudget::unlimited(), |i| match kind {
             "flat_map" => i.flat_map(function, &input).map(|_| ()),
             _ => i.map(function, &input).map(|_| ()),
         })
@@ -34,7 +36,9 @@ fn call_hostile(function: &str, kind: &str) -> (UdfError, Duration) {
     assert_examples_still_work(&mut warm, &rt);
     // The hostile module itself is usable again with a fresh instance.
     let ok = warm
-        .with(&rt, &module, &limits, |i| i.map("chatty", &batch(&["hello"])))
+        .with(&rt, &module, &limits, &InstanceBudget::unlimited(), |i| {
+            i.map("chatty", &batch(&["hello"]))
+        })
         .unwrap();
     assert_eq!(ok.records.len(), 1);
     (err, took)
@@ -151,7 +155,11 @@ fn a_hostile_udf_on_one_thread_does_not_slow_or_break_another() {
             let mut warm = WarmInstances::new();
             let mut failures = 0;
             for f in ["spin", "memory_bomb", "recurse", "spin"] {
-                failures += warm.with(&rt, &bad, &limits, |i| i.map(f, &batch(&["x"]))).is_err() as u32;
+                failures += warm
+                    .with(&rt, &bad, &limits, &InstanceBudget::unlimited(), |i| {
+                        i.map(f, &batch(&["x"]))
+                    })
+                    .is_err() as u32;
             }
             failures
         })
@@ -163,7 +171,11 @@ fn a_hostile_udf_on_one_thread_does_not_slow_or_break_another() {
     let input = batch(&refs);
     let mut calls = 0;
     while !hostile_thread.is_finished() {
-        let out = warm.with(&rt, &ex, &limits, |i| i.map("parse_visit", &input)).unwrap();
+        let out = warm
+            .with(&rt, &ex, &limits, &InstanceBudget::unlimited(), |i| {
+                i.map("parse_visit", &input)
+            })
+            .unwrap();
         assert_eq!(out.records.len(), 1000);
         assert!(out.errors.is_empty());
         calls += 1;
@@ -191,7 +203,9 @@ fn with_fuel_metering_an_endless_loop_runs_out_of_fuel_and_normal_udfs_still_run
     let mut warm = WarmInstances::new();
     let bad = hostile(&rt);
     let err = warm
-        .with(&rt, &bad, &limits, |i| i.map("spin", &batch(&["x"])))
+        .with(&rt, &bad, &limits, &InstanceBudget::unlimited(), |i| {
+            i.map("spin", &batch(&["x"]))
+        })
         .unwrap_err();
     assert!(matches!(err, UdfError::OutOfFuel { limit: 50_000_000, .. }), "{err:?}");
     assert!(err.to_string().contains("fuel_per_call_max"), "{err}");
@@ -199,7 +213,7 @@ fn with_fuel_metering_an_endless_loop_runs_out_of_fuel_and_normal_udfs_still_run
     let ex = examples(&rt);
     for _ in 0..20 {
         let out = warm
-            .with(&rt, &ex, &limits, |i| {
+            .with(&rt, &ex, &limits, &InstanceBudget::unlimited(), |i| {
                 i.map("parse_visit", &batch(&["u1,10,/a", "u2,11,/b"]))
             })
             .unwrap();

@@ -32,22 +32,15 @@ fn slow_batches_delay_the_next_and_nothing_is_dropped() {
     };
     let reports: Arc<Mutex<Vec<BatchReport>>> = Arc::default();
     let seen = reports.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let options = RunOptions {
         batches: Some(12),
         workers: Some(1),
-        stop: None,
-        swaps: None,
         limits: None,
     };
-    let done = rt
-        .block_on(run(&plan, runtime, io, options, |r| {
-            seen.lock().unwrap().push(r.clone())
-        }))
-        .unwrap();
+    let done = run(&plan, runtime, io, options, move |r| {
+        seen.lock().unwrap().push(r.clone())
+    })
+    .unwrap();
     assert_eq!(done, 12);
     let reports = reports.lock().unwrap();
     let ids: Vec<u64> = reports.iter().map(|r| r.batch_id).collect();

@@ -300,7 +300,8 @@ fn post_spec(s: &Server, path: &str, token: &str, spec: &Value) -> (u16, Value) 
 
 #[test]
 fn jobs_are_checked_against_the_tenants_modules_and_pin_versions() {
-    let s = start();
+    // The operator lets server jobs read this one socket.
+    let s = start_with(tempfile::tempdir().unwrap(), &["--allow-socket", "127.0.0.1:9999"]);
     let a = new_tenant(&s, "acme");
     let b = new_tenant(&s, "globex");
     assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
@@ -1073,12 +1074,8 @@ fn the_cli_client_drives_the_server() {
 fn the_openapi_document_matches_the_server() {
     let s = start();
     let a = new_tenant(&s, "acme");
-    assert_eq!(
-        call("GET", &format!("{}/api/v1/openapi.json", s.base), None, None).0,
-        401,
-        "a token is needed"
-    );
-    let (status, doc) = call("GET", &format!("{}/api/v1/openapi.json", s.base), Some(&a), None);
+    let (status, doc) = call("GET", &format!("{}/api/v1/openapi.json", s.base), None, None);
+    assert_eq!(status, 200, "the document is served without a token");
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();

@@ -130,7 +130,9 @@ impl<'a> StageContext<'a> {
             .lock()
             .expect("a worker slot is never poisoned: calls do not panic");
         let started = std::time::Instant::now();
-        let result = warm.with(self.runtime, &udf.module, &udf.limits, |i| call(i, &udf.function));
+        let result = warm.with(self.runtime, &udf.module, &udf.limits, self.workers.budget(), |i| {
+            call(i, &udf.function)
+        });
         self.udf_calls += 1;
         self.udf_nanos += started.elapsed().as_nanos() as u64;
         result.map_err(|source| EngineError::Udf {

@@ -41,10 +41,10 @@ pub trait Operator: Send {
         None
     }
 
-    /// Replaces the UDF this stage calls (hot-swap, between batches). `false` for stages that
-    /// call no UDF of their own.
-    fn swap_udf(&mut self, _udf: crate::engine::context::UdfHandle) -> bool {
-        false
+    /// Replaces the UDF this stage calls (hot-swap, between batches) and gives back the one it
+    /// called; `None` for stages that call no UDF of their own.
+    fn swap_udf(&mut self, _udf: crate::engine::context::UdfHandle) -> Option<crate::engine::context::UdfHandle> {
+        None
     }
 }
 

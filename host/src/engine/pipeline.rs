@@ -43,20 +43,52 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline of `stages` on `workers` threads, refusing records per `policy`.
+    /// A pipeline of `stages` on a pool of its own of `workers` threads, refusing records per
+    /// `policy`.
     pub fn new(runtime: Arc<Runtime>, stages: Vec<Stage>, policy: BadRecordPolicy, workers: usize) -> Pipeline {
+        Pipeline::on(runtime, stages, policy, Workers::new(workers))
+    }
+
+    /// A pipeline of `stages` on `workers` (a shared lane), refusing records per `policy`.
+    pub fn on(runtime: Arc<Runtime>, stages: Vec<Stage>, policy: BadRecordPolicy, workers: Workers) -> Pipeline {
         Pipeline {
             runtime,
             stages,
             policy,
-            workers: Workers::new(workers),
+            workers,
         }
     }
 
-    /// Makes stage `stage` call `udf` from the next batch on (hot-swap). `false` if there is no
-    /// such stage or it calls no UDF.
+    /// Makes stage `stage` call `udf` from the next batch on (hot-swap), and drops the warm
+    /// instances of the module it called. `false` if there is no such stage or it calls no UDF.
     pub fn swap_udf(&mut self, stage: usize, udf: super::context::UdfHandle) -> bool {
-        self.stages.get_mut(stage).is_some_and(|s| s.op.swap_udf(udf))
+        let new_hash = *udf.module.sha256();
+        let Some(old) = self.stages.get_mut(stage).and_then(|s| s.op.swap_udf(udf)) else {
+            return false;
+        };
+        if *old.module.sha256() != new_hash {
+            for slot in self.workers.slots() {
+                slot.lock()
+                    .expect("a worker slot is never poisoned")
+                    .forget_module(old.module.sha256());
+            }
+        }
+        true
+    }
+
+    /// Warm instances this pipeline holds, over all workers.
+    pub fn warm_instances(&self) -> usize {
+        self.workers
+            .slots()
+            .iter()
+            .map(|s| s.lock().expect("a worker slot is never poisoned").len())
+            .sum()
+    }
+
+    /// The pipeline's worker pool (a job's whole tick runs there, so a tenant's jobs never use
+    /// more threads than its lane has).
+    pub fn pool(&self) -> Arc<rayon::ThreadPool> {
+        self.workers.pool()
     }
 
     /// Runs every stage over batch `tick`, whose records are `input`.

@@ -12,6 +12,7 @@ use crate::engine::ops::{
 };
 use crate::engine::pipeline::{Pipeline, Stage};
 use crate::engine::reducer::{Builtin, Reducer};
+use crate::engine::workers::Workers;
 use crate::runtime::{CallLimits, LoadedModule, Runtime};
 
 /// A resolved UDF.
@@ -227,8 +228,14 @@ impl PlannedStage {
 }
 
 impl JobPlan {
-    /// A fresh pipeline (empty window state) running this plan's stages on `workers` threads.
+    /// A fresh pipeline (empty window state) running this plan's stages on a pool of its own of
+    /// `workers` threads.
     pub fn pipeline(&self, runtime: Arc<Runtime>, limits: &CallLimits, workers: usize) -> Pipeline {
+        self.pipeline_on(runtime, limits, Workers::new(workers))
+    }
+
+    /// A fresh pipeline (empty window state) running this plan's stages on `workers`.
+    pub fn pipeline_on(&self, runtime: Arc<Runtime>, limits: &CallLimits, workers: Workers) -> Pipeline {
         let stages = self
             .stages
             .iter()
@@ -237,6 +244,30 @@ impl JobPlan {
                 op: s.operator(self.batch_ms, limits),
             })
             .collect();
-        Pipeline::new(runtime, stages, self.spec.on_bad_record, workers)
+        Pipeline::on(runtime, stages, self.spec.on_bad_record, workers)
+    }
+
+    /// The distinct UDF modules the plan calls (for the instances a run may hold).
+    pub fn modules(&self) -> Vec<Arc<LoadedModule>> {
+        let mut out: Vec<Arc<LoadedModule>> = Vec::new();
+        let mut add = |m: &Arc<LoadedModule>| {
+            if !out.iter().any(|o| o.sha256() == m.sha256()) {
+                out.push(m.clone());
+            }
+        };
+        for s in &self.stages {
+            match s {
+                PlannedStage::Udf { udf, .. } => add(&udf.module),
+                PlannedStage::ReduceByKey { reducer, .. }
+                | PlannedStage::UpdateStateByKey { reducer, .. }
+                | PlannedStage::ReduceWindow { reducer, .. } => {
+                    if let PlannedReducer::Udf { udf, .. } = reducer {
+                        add(&udf.module);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 }

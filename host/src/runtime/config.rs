@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallLimits {
-    /// Wall-clock time one batch call may run before it is interrupted (epoch interruption).
+    /// CPU time one batch call may use, measured on the calling thread's own CPU clock (so
+    /// load elsewhere on the machine never fails a call); checked at every epoch tick.
     pub cpu_time_ms_max: u64,
+    /// Wall-clock time one batch call may take, whatever its CPU time: a looser backstop for a
+    /// call starved of CPU (or blocked), which the CPU clock alone would let run on.
+    pub wall_time_ms_max: u64,
     /// Linear memory one instance may grow to.
     pub memory_bytes_max: usize,
     /// Bytes one batch call may return.
@@ -24,6 +28,7 @@ impl Default for CallLimits {
     fn default() -> Self {
         CallLimits {
             cpu_time_ms_max: 1_000,
+            wall_time_ms_max: 10_000,
             memory_bytes_max: 64 << 20,
             output_bytes_max: 32 << 20,
             fuel_per_call_max: 10_000_000_000,
@@ -44,13 +49,21 @@ pub struct RuntimeConfig {
     pub memory_bytes_ceiling: usize,
     /// Instances that may exist at once (the pooling allocator's size).
     pub instances_max: u32,
-    /// Period of the epoch ticker that bounds call time; a call overruns its deadline by at most
-    /// about one tick.
+    /// Period of the epoch ticker: every tick, a running call compares its thread's CPU time
+    /// with its limit, so it overruns the limit by at most about one tick.
     pub epoch_tick_ms: u64,
     /// Also meter calls with fuel (deterministic, instruction-counted; costs throughput).
     pub fuel_metering: bool,
     /// Where compiled artifacts are kept between runs (none: compile on every start).
     pub cache_dir: Option<PathBuf>,
+    /// Compiled modules kept in memory (least recently used dropped first).
+    pub cache_modules_max: usize,
+    /// Bytes of compiled artifacts kept in `cache_dir` (least recently used dropped first).
+    pub cache_dir_bytes_max: u64,
+    /// How modules are compiled: in this process, or in a child process that is killed when it
+    /// passes its time limit (the server: Cranelift cannot be interrupted).
+    #[serde(skip)]
+    pub compiler: CompilerMode,
     /// Limits for calls that name no others.
     pub default_limits: CallLimits,
 }
@@ -65,9 +78,31 @@ impl Default for RuntimeConfig {
             epoch_tick_ms: 1,
             fuel_metering: false,
             cache_dir: None,
+            cache_modules_max: 256,
+            cache_dir_bytes_max: 1 << 30,
+            compiler: CompilerMode::InProcess,
             default_limits: CallLimits::default(),
         }
     }
+}
+
+/// Where modules are compiled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CompilerMode {
+    /// In this process, on the calling thread (`sluice run`, tests, benches).
+    #[default]
+    InProcess,
+    /// In a child process (`EXE compile-module`), killed past `time_ms_max`, with its memory
+    /// capped at `memory_bytes_max`: a compile bomb costs the server neither CPU nor memory
+    /// beyond the limits, and nothing of it is kept.
+    ChildProcess {
+        /// The `sluice` binary to run.
+        exe: PathBuf,
+        /// Wall-clock time the compile may take.
+        time_ms_max: u64,
+        /// Address space of the child (`RLIMIT_AS`).
+        memory_bytes_max: u64,
+    },
 }
 
 #[cfg(test)]

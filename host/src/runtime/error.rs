@@ -11,7 +11,7 @@ use sluice_abi::UdfKind;
 pub const ABI_DOC: &str = "docs/abi.md";
 
 /// A module refused at load.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LoadError {
     /// Larger than `RuntimeConfig::module_bytes_max`.
     #[error("the module is {size} bytes, over the limit of {limit} bytes")]
@@ -50,7 +50,7 @@ pub enum LoadError {
     #[error(
         "the module is missing the export `{name}` ({what}); modules built with the sluice-guest SDK have it, see {ABI_DOC}#exports"
     )]
-    MissingExport { name: String, what: &'static str },
+    MissingExport { name: String, what: String },
     /// A `sluice:` export that is malformed.
     #[error("{0}, see {ABI_DOC}#exports")]
     BadExport(String),
@@ -70,6 +70,18 @@ pub enum LoadError {
     /// Cranelift refused or failed.
     #[error("the module could not be compiled: {0}")]
     Compile(String),
+    /// Compiling took longer than its limit; the compile was stopped and nothing of it is kept.
+    #[error(
+        "compiling the module took longer than the limit of {limit_ms} ms (compile_time_ms_max); make it smaller or simpler"
+    )]
+    CompileTimeout { limit_ms: u64 },
+    /// The compiler process ran out of memory (or died); nothing of it is kept.
+    #[error("compiling the module failed: {0}")]
+    CompilerDied(String),
+    /// The server has no room for the module now (its instance pool is full); not the module's
+    /// fault.
+    #[error("the server has no room to check the module right now ({0}); retry later")]
+    Capacity(String),
 }
 
 /// A UDF as errors name it: `module@version`, kind and function.
@@ -92,9 +104,14 @@ impl fmt::Display for UdfRef {
 /// A UDF call that failed as a whole. The instance it ran in is discarded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum UdfError {
-    /// Ran past `CallLimits::cpu_time_ms_max`.
-    #[error("UDF {udf} ran past its time limit of {limit_ms} ms and was stopped (limit cpu_time_ms_max)")]
+    /// Used more CPU time than `CallLimits::cpu_time_ms_max`.
+    #[error("UDF {udf} ran past its time limit of {limit_ms} ms of CPU time and was stopped (limit cpu_time_ms_max)")]
     Timeout { udf: UdfRef, limit_ms: u64 },
+    /// Took longer than `CallLimits::wall_time_ms_max` in wall-clock time (starved or blocked).
+    #[error(
+        "UDF {udf} ran past its wall-clock backstop of {limit_ms} ms and was stopped (limit wall_time_ms_max; the machine may be overloaded)"
+    )]
+    WallTimeout { udf: UdfRef, limit_ms: u64 },
     /// Used all of `CallLimits::fuel_per_call_max`.
     #[error("UDF {udf} used all of its fuel ({limit} units) and was stopped (limit fuel_per_call_max)")]
     OutOfFuel { udf: UdfRef, limit: u64 },
@@ -134,9 +151,14 @@ pub enum UdfError {
         function: String,
         available: String,
     },
-    /// A fresh instance could not be made (pool exhausted, memory minimum over the limit, ...).
+    /// A fresh instance could not be made (memory minimum over the limit, start function
+    /// failed, ...).
     #[error("could not instantiate module {module}: {reason}")]
     Instantiate { module: String, reason: String },
+    /// No instance could be had: the server's pool or the tenant's instance quota is used up.
+    /// Not the module's fault.
+    #[error("no instance of module {module} could be had: {detail}")]
+    Capacity { module: String, detail: String },
 }
 
 impl UdfError {
@@ -144,6 +166,7 @@ impl UdfError {
     pub fn code(&self) -> &'static str {
         match self {
             UdfError::Timeout { .. } => "timeout",
+            UdfError::WallTimeout { .. } => "wall_timeout",
             UdfError::OutOfFuel { .. } => "out_of_fuel",
             UdfError::MemoryLimit { .. } => "memory_limit",
             UdfError::StackOverflow { .. } => "stack_overflow",
@@ -153,6 +176,7 @@ impl UdfError {
             UdfError::BadOutput { .. } => "bad_output",
             UdfError::NoSuchUdf { .. } => "no_such_udf",
             UdfError::Instantiate { .. } => "instantiate",
+            UdfError::Capacity { .. } => "capacity",
         }
     }
 }

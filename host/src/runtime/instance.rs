@@ -1,15 +1,22 @@
-//! One live instance of a module: its store (with the memory limiter, the panic message and the
-//! log lines of the current call), and the one raw call every UDF kind goes through: copy the
-//! input in, call once under the deadline, bounds-check the output location.
+//! One live instance of a module: its store (with the memory limiter, the call's time budget, the
+//! panic message and the log lines of the current call), and the one raw call every UDF kind
+//! goes through: copy the input in, call once under the budget, bounds-check the output location.
 //!
-//! Architecture Invariant: a call that trapped leaves the instance poisoned; callers drop it and
-//! make a new one (see `warm.rs`), so no state of a failed call leaks into the next.
+//! Time: the epoch ticker advances the engine's epoch every tick; at each tick a running call
+//! (and a start function at instantiation) reaches its epoch deadline and the store's callback
+//! compares the CPU time of the thread running it with `cpu_time_ms_max` (and the wall-clock
+//! time with the looser `wall_time_ms_max`). A neighbour's load slows the call down but does not
+//! use up its budget.
+//!
+//! Architecture Invariant: a call that failed (trapped, ran out of a budget, or returned output
+//! that breaks the ABI) leaves the instance poisoned; callers drop it and make a new one (see
+//! `warm.rs`), so no state of a failed call leaks into the next.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_abi::{EXPORT_ABI_VERSION, EXPORT_INPUT, IMPORT_LOG, IMPORT_MODULE, IMPORT_PANIC, LogLevel, UdfKind};
-use wasmtime::{Caller, Engine, Linker, Memory, ResourceLimiter, Store, Trap, TypedFunc};
+use wasmtime::{Caller, Engine, Linker, Memory, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline};
 
 use super::config::CallLimits;
 use super::error::{UdfError, UdfRef};
@@ -29,13 +36,57 @@ pub struct UdfLog {
     pub message: String,
 }
 
-/// Per-store state the host functions and the limiter see.
+/// Which budget a call ran out of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Overrun {
+    /// Its CPU time.
+    Cpu,
+    /// Its wall-clock backstop.
+    Wall,
+}
+
+/// The time budget of the call in progress.
+struct Budget {
+    cpu_start_ns: u64,
+    cpu_max_ns: u64,
+    wall_start: std::time::Instant,
+    wall_max: std::time::Duration,
+    overrun: Option<Overrun>,
+}
+
+impl Budget {
+    fn new(limits: &CallLimits) -> Budget {
+        Budget {
+            cpu_start_ns: super::cpu::thread_cpu_ns(),
+            cpu_max_ns: limits.cpu_time_ms_max.saturating_mul(1_000_000),
+            wall_start: std::time::Instant::now(),
+            wall_max: std::time::Duration::from_millis(limits.wall_time_ms_max.max(limits.cpu_time_ms_max)),
+            overrun: None,
+        }
+    }
+
+    /// At an epoch tick: `Interrupt` once a budget is spent, else check again at the next tick.
+    fn check(&mut self) -> UpdateDeadline {
+        if super::cpu::thread_cpu_ns().saturating_sub(self.cpu_start_ns) > self.cpu_max_ns {
+            self.overrun = Some(Overrun::Cpu);
+            UpdateDeadline::Interrupt
+        } else if self.wall_start.elapsed() > self.wall_max {
+            self.overrun = Some(Overrun::Wall);
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        }
+    }
+}
+
+/// Per-store state the host functions, the limiter and the epoch callback see.
 pub struct HostState {
     memory_bytes_max: usize,
     memory_denied: bool,
     panic_message: Option<String>,
     logs: Vec<UdfLog>,
     logs_dropped: usize,
+    budget: Budget,
 }
 
 impl ResourceLimiter for HostState {
@@ -129,26 +180,36 @@ impl UdfInstance {
             panic_message: None,
             logs: Vec::new(),
             logs_dropped: 0,
+            budget: Budget::new(&limits),
         };
         let mut store = Store::new(module.engine(), state);
         store.limiter(|s| s);
-        store.set_epoch_deadline(deadline_ticks(limits.cpu_time_ms_max, module.epoch_tick_ms()));
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|mut cx| Ok(cx.data_mut().budget.check()));
+        store.set_epoch_deadline(1);
         if fuel_metering {
             store
                 .set_fuel(limits.fuel_per_call_max)
                 .map_err(|e| fail(e.to_string()))?;
         }
         let instance = module.pre().instantiate(&mut store).map_err(|e| {
-            if store.data().memory_denied {
+            let state = store.data();
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                UdfError::Capacity {
+                    module: module.label().to_owned(),
+                    detail: format!("the server's instance pool is full ({e}); retry later"),
+                }
+            } else if state.memory_denied {
                 fail(format!(
                     "its initial memory is over the limit of {} bytes (limit memory_bytes_max)",
                     limits.memory_bytes_max
                 ))
-            } else if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            } else if let Some(overrun) = state.budget.overrun {
+                let (what, ms, limit) = match overrun {
+                    Overrun::Cpu => ("CPU time", limits.cpu_time_ms_max, "cpu_time_ms_max"),
+                    Overrun::Wall => ("wall-clock time", limits.wall_time_ms_max, "wall_time_ms_max"),
+                };
                 fail(format!(
-                    "its start function ran past the time limit of {} ms (limit cpu_time_ms_max)",
-                    limits.cpu_time_ms_max
+                    "its start function ran past the {what} limit of {ms} ms (limit {limit})"
                 ))
             } else {
                 fail(format!("{e:#}"))
@@ -230,10 +291,16 @@ impl UdfInstance {
         }
     }
 
-    /// Resets the per-call state and the deadline before a call.
+    /// Gives the instance the module it runs under another label (the same bytes uploaded as
+    /// another version): errors then name the version the stage runs.
+    pub(super) fn relabel(&mut self, module: &Arc<LoadedModule>) {
+        debug_assert_eq!(module.sha256(), self.module.sha256());
+        self.module = module.clone();
+    }
+
+    /// Resets the per-call state and the budget before a call.
     fn arm(&mut self) {
-        let ticks = deadline_ticks(self.limits.cpu_time_ms_max, self.module.epoch_tick_ms());
-        self.store.set_epoch_deadline(ticks);
+        self.store.set_epoch_deadline(1);
         if self.fuel_metering {
             // Cannot fail: fuel metering is on for this engine.
             let _ = self.store.set_fuel(self.limits.fuel_per_call_max);
@@ -243,6 +310,7 @@ impl UdfInstance {
         state.panic_message = None;
         state.logs.clear();
         state.logs_dropped = 0;
+        state.budget = Budget::new(&self.limits);
     }
 
     /// Copies `input` into the module, calls `kind:function` once, and returns the output bytes
@@ -277,6 +345,23 @@ impl UdfInstance {
                 Err(e)
             }
         }
+    }
+
+    /// `call_raw`, then `decode` of the output; output that `decode` refuses (it breaks the
+    /// ABI) poisons the instance like a trap.
+    pub(super) fn call_decoded<T>(
+        &mut self,
+        kind: UdfKind,
+        function: &str,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<T, UdfError>,
+    ) -> Result<T, UdfError> {
+        let out = self.call_raw(kind, function, input)?;
+        let decoded = decode(out);
+        if decoded.is_err() {
+            self.poisoned = true;
+        }
+        decoded
     }
 
     fn call_in(&mut self, udf: &UdfRef, func: UdfFunc, input: &[u8]) -> Result<(usize, usize), UdfError> {
@@ -329,7 +414,12 @@ impl UdfInstance {
             return UdfError::Panic { udf, message };
         }
         let denied = state.memory_denied;
+        let overrun = state.budget.overrun;
         match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) if overrun == Some(Overrun::Wall) => UdfError::WallTimeout {
+                udf,
+                limit_ms: self.limits.wall_time_ms_max,
+            },
             Some(Trap::Interrupt) => UdfError::Timeout {
                 udf,
                 limit_ms: self.limits.cpu_time_ms_max,
@@ -363,23 +453,5 @@ impl UdfInstance {
                 trap: format!("{err:#}"),
             },
         }
-    }
-}
-
-/// Epoch ticks for a deadline: at least one, rounded up.
-fn deadline_ticks(ms: u64, tick_ms: u64) -> u64 {
-    ms.div_ceil(tick_ms.max(1)).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::deadline_ticks;
-
-    #[test]
-    fn deadlines_round_up_to_whole_ticks() {
-        assert_eq!(deadline_ticks(100, 1), 100);
-        assert_eq!(deadline_ticks(5, 2), 3);
-        assert_eq!(deadline_ticks(0, 1), 1);
-        assert_eq!(deadline_ticks(1, 0), 1);
     }
 }

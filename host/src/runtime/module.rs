@@ -15,7 +15,6 @@ pub struct LoadedModule {
     module: Module,
     pre: InstancePre<HostState>,
     manifest: Manifest,
-    epoch_tick_ms: u64,
 }
 
 impl fmt::Debug for LoadedModule {
@@ -34,7 +33,6 @@ impl LoadedModule {
         module: Module,
         pre: InstancePre<HostState>,
         manifest: Manifest,
-        epoch_tick_ms: u64,
     ) -> LoadedModule {
         LoadedModule {
             label,
@@ -42,7 +40,6 @@ impl LoadedModule {
             module,
             pre,
             manifest,
-            epoch_tick_ms,
         }
     }
 
@@ -72,9 +69,5 @@ impl LoadedModule {
 
     pub(super) fn pre(&self) -> &InstancePre<HostState> {
         &self.pre
-    }
-
-    pub(super) fn epoch_tick_ms(&self) -> u64 {
-        self.epoch_tick_ms
     }
 }

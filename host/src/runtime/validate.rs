@@ -144,19 +144,19 @@ pub fn check_compiled(module: &Module) -> Result<Manifest, LoadError> {
     if !memory {
         return Err(LoadError::MissingExport {
             name: "memory".into(),
-            what: "the module's linear memory",
+            what: "the module's linear memory".into(),
         });
     }
     if !abi_version {
         return Err(LoadError::MissingExport {
             name: EXPORT_ABI_VERSION.into(),
-            what: "() -> i32, the ABI version",
+            what: "() -> i32, the ABI version".into(),
         });
     }
     if !input {
         return Err(LoadError::MissingExport {
             name: EXPORT_INPUT.into(),
-            what: "(len: i32) -> i32, the input buffer",
+            what: "(len: i32) -> i32, the input buffer".into(),
         });
     }
     let mut manifest = Manifest::default();

@@ -1,9 +1,10 @@
 //! `/api/v1/jobs`: a tenant's jobs. A spec is checked (every problem, with paths) against the
-//! tenant's own UDF modules, whose versions are pinned at creation (`@latest` resolves then);
-//! `validate` is the same check without storing. Running jobs from the server comes next.
+//! tenant's own UDF modules, whose versions are pinned at creation (`@latest` resolves then),
+//! and against the tenant's quotas (admission); `validate` is the same check without storing.
 
 use std::sync::{Arc, Mutex};
 
+use axum::extract::rejection::StringRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -11,9 +12,12 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::auth::Caller;
-use super::{ApiError, AppState};
+use super::error::ErrorCode;
+use super::quotas::Quotas;
+use super::{ApiError, AppState, blocking};
+use crate::job::plan::PlannedStage;
 use crate::job::{self, ModuleResolver, SpecErrors};
-use crate::registry::{JobRow, VersionRef};
+use crate::registry::{JobRow, StageUdf, VersionRef};
 use crate::runtime::LoadedModule;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -21,6 +25,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs", get(list).post(create))
         .route("/api/v1/jobs/validate", post(validate))
         .route("/api/v1/jobs/{id}", get(get_one).delete(delete))
+}
+
+/// A version reference: a number or `latest`.
+pub(super) fn version_ref(v: &str) -> Result<VersionRef, String> {
+    match v {
+        "latest" => Ok(VersionRef::Latest),
+        n => n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(VersionRef::Exact)
+            .ok_or_else(|| format!("version {n:?} is not a number or `latest`")),
+    }
 }
 
 /// A tenant's uploaded modules as the spec's UDF references see them; records what it pins.
@@ -36,13 +53,7 @@ pub(super) struct TenantModules<'a> {
 impl ModuleResolver for TenantModules<'_> {
     fn resolve(&self, reference: &str) -> Result<Arc<LoadedModule>, String> {
         let (name, version) = reference.split_once('@').unwrap_or((reference, "latest"));
-        let mut wanted = match version {
-            "latest" => VersionRef::Latest,
-            v => VersionRef::Exact(
-                v.parse()
-                    .map_err(|_| format!("`{reference}`: the version must be a number or `latest`"))?,
-            ),
-        };
+        let mut wanted = version_ref(version).map_err(|e| format!("`{reference}`: {e}"))?;
         if let Some(pins) = &self.pins {
             let pinned = pins.iter().filter(|(m, _)| m == name).map(|(_, v)| *v);
             wanted = match wanted {
@@ -70,7 +81,7 @@ impl ModuleResolver for TenantModules<'_> {
             .runtime
             .load(&format!("{name}@{}", m.version), &wasm)
             .map_err(|e| e.to_string())?;
-        let mut pinned = self.pinned.lock().expect("pins lock");
+        let mut pinned = self.pinned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !pinned.contains(&(name.to_owned(), m.version)) {
             pinned.push((name.to_owned(), m.version));
         }
@@ -84,8 +95,12 @@ pub(super) fn invalid(errors: SpecErrors) -> ApiError {
         .iter()
         .map(|e| json!({ "path": e.path, "message": e.message }))
         .collect();
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_spec", errors.to_string().trim_end())
-        .with_details(json!({ "problems": problems }))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidSpec,
+        errors.to_string().trim_end(),
+    )
+    .with_details(json!({ "problems": problems }))
 }
 
 /// Problems of a spec that only the server has: it reads and writes no files of its host.
@@ -124,19 +139,20 @@ fn server_only_problems(spec: &job::JobSpec) -> Vec<job::SpecError> {
     if spec.dead_letter.is_some() {
         out.push(err(
             "dead_letter",
-            "the server keeps refused records with the job's batches; drop `dead_letter`",
+            "the server keeps refused records for the API (GET /api/v1/jobs/ID/dead-letters); drop `dead_letter`",
         ));
     }
     out
 }
 
-/// Checks a spec for a tenant (against the job's pins, if given): the plan and the module
-/// versions it pins, or every problem.
+/// Checks a spec for a tenant (against the job's pins, if given, and the tenant's quotas): the
+/// plan and the module versions it pins, or every problem. Blocking.
 pub(super) fn check_blocking(
     state: &AppState,
     tenant_id: i64,
     text: &str,
     pins: Option<Vec<(String, i64)>>,
+    quotas: &Quotas,
 ) -> Result<(job::JobPlan, Vec<(String, i64)>), ApiError> {
     let modules = TenantModules {
         state,
@@ -146,16 +162,21 @@ pub(super) fn check_blocking(
     };
     let extra = Mutex::new(Vec::new());
     let plan = job::check_text(text, false, &modules, |spec| {
-        *extra.lock().expect("problems lock") = server_only_problems(spec);
+        let mut p = server_only_problems(spec);
+        p.extend(super::admission::problems(spec, quotas, &state.sockets));
+        *extra.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = p;
     });
     let mut problems = match &plan {
         Ok(_) => Vec::new(),
         Err(SpecErrors(p)) => p.clone(),
     };
-    problems.extend(extra.into_inner().expect("problems lock"));
+    problems.extend(extra.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner));
     match plan {
         Ok(plan) if problems.is_empty() => {
-            let mut pinned = modules.pinned.into_inner().expect("pins lock");
+            let mut pinned = modules
+                .pinned
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             pinned.sort();
             Ok((plan, pinned))
         }
@@ -163,20 +184,23 @@ pub(super) fn check_blocking(
     }
 }
 
-/// `check_blocking` off the request path.
-async fn check(state: &Arc<AppState>, tenant_id: i64, text: String) -> Result<(String, Vec<(String, i64)>), ApiError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        check_blocking(&state, tenant_id, &text, None).map(|(plan, pinned)| (plan.spec.name, pinned))
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "checking the spec failed; see the server log",
-        )
-    })?
+/// The module version each UDF stage of a checked plan runs.
+pub(super) fn stage_udfs(plan: &job::JobPlan) -> Vec<StageUdf> {
+    plan.stages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            PlannedStage::Udf { udf, .. } => {
+                let (module, version) = udf.module.label().rsplit_once('@')?;
+                Some(StageUdf {
+                    stage: i,
+                    module: module.to_owned(),
+                    version: version.parse().ok()?,
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 pub(super) fn view(j: &JobRow) -> serde_json::Value {
@@ -186,63 +210,83 @@ pub(super) fn view(j: &JobRow) -> serde_json::Value {
         "status": j.status,
         "last_error": j.last_error,
         "udfs": j.udfs.iter().map(|(m, v)| json!({ "module": m, "version": v })).collect::<Vec<_>>(),
+        "stage_udfs": j.stage_udfs.iter().map(|s| json!({ "stage": s.stage, "udf": format!("{}@{}", s.module, s.version) })).collect::<Vec<_>>(),
         "spec": serde_json::from_str::<serde_json::Value>(&j.spec_json).unwrap_or_default(),
         "created_ms": j.created_ms,
     })
 }
 
+/// A spec body: UTF-8, not empty.
+fn spec_text(body: Result<String, StringRejection>) -> Result<String, ApiError> {
+    let text = body?;
+    if text.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::EmptyBody,
+            "send the job spec (JSON) as the body; see docs/job-spec.md",
+        ));
+    }
+    Ok(text)
+}
+
 async fn validate(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (name, pinned) = check(&state, caller.id, body).await?;
-    Ok(Json(
-        json!({ "valid": true, "name": name, "udfs": pinned.iter().map(|(m, v)| json!({ "module": m, "version": v })).collect::<Vec<_>>() }),
-    ))
+    let text = spec_text(body)?;
+    let quotas = state.quotas_for(&caller);
+    let st = state.clone();
+    let (plan, pinned) = blocking(move || check_blocking(&st, caller.id, &text, None, &quotas)).await?;
+    Ok(Json(json!({
+        "valid": true,
+        "name": plan.spec.name,
+        "udfs": pinned.iter().map(|(m, v)| json!({ "module": m, "version": v })).collect::<Vec<_>>(),
+    })))
 }
 
 async fn create(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let jobs = state.registry.list_jobs(caller.id)?.len();
-    if jobs >= state.quotas.jobs_max {
-        return Err(super::quotas::exceeded(
-            "jobs_max",
-            format!(
-                "the tenant has {jobs} jobs, the quota is {} (delete a job first)",
-                state.quotas.jobs_max
-            ),
-        ));
-    }
-    let (name, pinned) = check(&state, caller.id, body.clone()).await?;
-    let job = state.registry.create_job(caller.id, &name, &body, &pinned)?;
+    let text = spec_text(body)?;
+    let quotas = state.quotas_for(&caller);
+    let st = state.clone();
+    let job = blocking(move || {
+        let (plan, pinned) = check_blocking(&st, caller.id, &text, None, &quotas)?;
+        // The jobs quota is counted in the insert's own transaction.
+        Ok(st.registry.create_job(
+            caller.id,
+            &plan.spec.name,
+            &text,
+            &pinned,
+            &stage_udfs(&plan),
+            quotas.jobs_max,
+        )?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(view(&job))))
 }
 
 async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!(
-        state
-            .registry
-            .list_jobs(caller.id)?
-            .iter()
-            .map(view)
-            .collect::<Vec<_>>()
-    )))
+    let jobs = state.db(move |r| r.list_jobs(caller.id)).await?;
+    Ok(Json(json!(jobs.iter().map(view).collect::<Vec<_>>())))
 }
 
 /// The tenant's job `id`, or 404 (also when it is another tenant's).
-pub(super) fn tenant_job(state: &AppState, tenant_id: i64, id: i64) -> Result<JobRow, ApiError> {
+pub(super) async fn tenant_job(state: &Arc<AppState>, tenant_id: i64, id: i64) -> Result<JobRow, ApiError> {
     state
-        .registry
-        .job(tenant_id, id)?
+        .db(move |r| r.job(tenant_id, id))
+        .await?
         .ok_or_else(|| ApiError::not_found("job"))
 }
 
 pub(super) fn job_id(id: &str) -> Result<i64, ApiError> {
-    id.parse().map_err(|_| ApiError::not_found("job"))
+    id.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::not_found("job"))
 }
 
 async fn get_one(
@@ -251,22 +295,29 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = job_id(&id)?;
-    match state.registry.job(caller.id, id)? {
-        Some(j) => {
-            let mut v = view(&j);
-            let swaps = state.registry.job_swaps(caller.id, id)?;
-            v["swaps"] = json!(
-                swaps
-                    .iter()
-                    .map(
-                        |(stage, m, ver, batch)| json!({ "stage": stage, "udf": format!("{m}@{ver}"), "batch": batch })
-                    )
-                    .collect::<Vec<_>>()
-            );
-            Ok(Json(v))
-        }
-        None => Err(ApiError::not_found("job")),
+    let (job, swaps) = state
+        .db(move |r| {
+            let job = r.job(caller.id, id)?;
+            let swaps = if job.is_some() {
+                r.job_swaps(caller.id, id)?
+            } else {
+                Vec::new()
+            };
+            Ok((job, swaps))
+        })
+        .await?;
+    let job = job.ok_or_else(|| ApiError::not_found("job"))?;
+    let mut v = view(&job);
+    v["swaps"] = json!(
+        swaps
+            .iter()
+            .map(|s| json!({ "stage": s.stage, "udf": format!("{}@{}", s.module, s.version), "batch": s.batch_id }))
+            .collect::<Vec<_>>()
+    );
+    if let Some((state_now, dead)) = state.jobs.with(caller.id, id, |e| (e.state(), e.kept.dead_letters())) {
+        v["run"] = json!({ "state": state_now.word(), "dead_letters_total": dead.1, "dead_letters_dropped": dead.2 });
     }
+    Ok(Json(v))
 }
 
 async fn delete(
@@ -275,14 +326,18 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = job_id(&id)?;
-    if state.running.is_running(id) && state.registry.job(caller.id, id)?.is_some() {
+    let job = tenant_job(&state, caller.id, id).await?;
+    if state.jobs.is_live(job.id) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "running",
+            ErrorCode::Running,
             format!("job {id} is running; stop it first (POST /api/v1/jobs/{id}/stop)"),
         ));
     }
-    if state.registry.delete_job(caller.id, id)? {
+    if state.db(move |r| r.delete_job(caller.id, id)).await? {
+        // Everything kept for it in this process goes with it.
+        state.jobs.forget(id);
+        state.ingest_rates.forget(id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("job"))

@@ -1,49 +1,58 @@
-//! `/metrics` in the Prometheus text format (admin token): per running job its batches, input
-//! records, records in and out and refused per stage, UDF calls and time per stage, batch
-//! processing time and scheduling delay as histograms; UDF failures by kind; process figures.
+//! `/metrics` in the Prometheus text format (admin token), encoded with `prometheus-client` from
+//! a snapshot taken at scrape time, so a job's series come and go with its run: per job its
+//! batches, input records and dead letters, records in and out and refused per stage, UDF calls
+//! and time per stage, batch processing time and scheduling delay as histograms; UDF failures
+//! by kind; running jobs, tenant lanes, compiled modules and process figures.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use super::auth::Caller;
 use super::{ApiError, AppState};
-use crate::run::BatchReport;
+use crate::supervisor::BatchReport;
 
 /// Upper bounds of the histograms' buckets, in seconds.
 const BUCKETS_S: [f64; 11] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// A Prometheus histogram.
+/// A histogram's per-bucket counts (the last bucket is `+Inf`).
 #[derive(Clone, Debug, Default)]
 pub struct Histogram {
-    counts: [u64; BUCKETS_S.len()],
-    count: u64,
+    counts: [u64; BUCKETS_S.len() + 1],
     sum: f64,
 }
 
 impl Histogram {
     fn observe(&mut self, seconds: f64) {
-        for (i, le) in BUCKETS_S.iter().enumerate() {
-            if seconds <= *le {
-                self.counts[i] += 1;
-            }
-        }
-        self.count += 1;
+        let i = BUCKETS_S
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(BUCKETS_S.len());
+        self.counts[i] += 1;
         self.sum += seconds;
     }
 
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        for (i, le) in BUCKETS_S.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {}", self.counts[i]);
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    fn buckets(&self) -> Vec<(f64, u64)> {
+        BUCKETS_S
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(self.counts.iter().copied())
+            .collect()
+    }
+
+    fn count(&self) -> u64 {
+        self.counts.iter().sum()
     }
 }
 
@@ -62,6 +71,7 @@ pub struct StageTotals {
 pub struct JobMetrics {
     batches: u64,
     records_in: u64,
+    dead_letters: u64,
     stages: BTreeMap<String, StageTotals>,
     processing: Histogram,
     scheduling_delay: Histogram,
@@ -72,6 +82,7 @@ impl JobMetrics {
     pub fn observe(&mut self, r: &BatchReport) {
         self.batches += 1;
         self.records_in += r.records_in;
+        self.dead_letters += r.dead_letters;
         for s in &r.stages {
             let t = self.stages.entry(s.stage.clone()).or_default();
             t.records_in += s.records_in;
@@ -86,10 +97,11 @@ impl JobMetrics {
 }
 
 /// Figures of the server itself.
+#[derive(Debug)]
 pub struct ServerMetrics {
     started: Instant,
     /// Jobs that failed, by the kind of their error (`timeout`, `memory_limit`, ...).
-    pub failures: Mutex<BTreeMap<String, u64>>,
+    failures: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for ServerMetrics {
@@ -101,12 +113,16 @@ impl Default for ServerMetrics {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+impl ServerMetrics {
+    /// Counts a job stopped by a failed UDF call of this kind.
+    pub fn count_failure(&self, kind: &str) {
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(kind.to_owned())
+            .or_default() += 1;
+    }
 }
 
 fn resident_bytes() -> Option<u64> {
@@ -115,126 +131,210 @@ fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-/// The text of `/metrics`.
-pub fn render(state: &AppState, jobs: &[(i64, i64, Arc<Mutex<JobMetrics>>)]) -> String {
-    let mut out = String::new();
-    let snapshot: Vec<(i64, i64, JobMetrics)> = jobs
-        .iter()
-        .map(|(t, id, m)| (*t, *id, m.lock().expect("metrics lock").clone()))
-        .collect();
-    let job_labels = |t: &i64, id: &i64| format!("tenant=\"{t}\",job=\"{id}\"");
-    header(&mut out, "sluice_job_batches_total", "counter", "Batches a job ran.");
-    for (t, id, m) in &snapshot {
-        let _ = writeln!(out, "sluice_job_batches_total{{{}}} {}", job_labels(t, id), m.batches);
+/// Everything `/metrics` shows, copied at scrape time.
+#[derive(Debug)]
+struct Snapshot {
+    jobs: Vec<(i64, i64, JobMetrics)>,
+    running: usize,
+    failures: BTreeMap<String, u64>,
+    lanes: usize,
+    compiled_modules: usize,
+    uptime_s: f64,
+    resident_bytes: Option<u64>,
+}
+
+type JobLabels = [(&'static str, String); 2];
+type StageLabels = [(&'static str, String); 3];
+
+fn job_labels(t: i64, id: i64) -> JobLabels {
+    [("tenant", t.to_string()), ("job", id.to_string())]
+}
+
+impl Snapshot {
+    fn counter(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        pick: fn(&JobMetrics) -> u64,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (t, id, m) in &self.jobs {
+            ConstCounter::new(pick(m)).encode(family.encode_family(&job_labels(*t, *id))?)?;
+        }
+        Ok(())
     }
-    header(
-        &mut out,
-        "sluice_job_input_records_total",
-        "counter",
-        "Records a job's source gave (rate() is the input rate).",
-    );
-    for (t, id, m) in &snapshot {
-        let _ = writeln!(
-            out,
-            "sluice_job_input_records_total{{{}}} {}",
-            job_labels(t, id),
-            m.records_in
-        );
-    }
-    type Pick = fn(&StageTotals) -> f64;
-    let per_stage: [(&str, &str, Pick); 5] = [
-        ("sluice_stage_records_in_total", "Records into a stage.", |s| {
-            s.records_in as f64
-        }),
-        ("sluice_stage_records_out_total", "Records out of a stage.", |s| {
-            s.records_out as f64
-        }),
-        (
-            "sluice_stage_records_refused_total",
-            "Records a stage refused (bad-record policy).",
-            |s| s.refused as f64,
-        ),
-        ("sluice_udf_calls_total", "Wasm UDF calls (one per batch part).", |s| {
-            s.udf_calls as f64
-        }),
-        ("sluice_udf_seconds_total", "Time in wasm UDF calls.", |s| s.udf_seconds),
-    ];
-    for (name, help, pick) in per_stage {
-        header(&mut out, name, "counter", help);
-        for (t, id, m) in &snapshot {
+
+    fn per_stage(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        pick: fn(&StageTotals) -> f64,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (t, id, m) in &self.jobs {
             for (stage, totals) in &m.stages {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{},stage=\"{}\"}} {}",
-                    job_labels(t, id),
-                    escape(stage),
-                    pick(totals)
-                );
+                let labels: StageLabels = [
+                    ("tenant", t.to_string()),
+                    ("job", id.to_string()),
+                    ("stage", stage.clone()),
+                ];
+                ConstCounter::new(pick(totals)).encode(family.encode_family(&labels)?)?;
             }
         }
+        Ok(())
     }
-    header(
-        &mut out,
-        "sluice_batch_processing_seconds",
-        "histogram",
-        "Time to run a batch's stages and sink.",
-    );
-    for (t, id, m) in &snapshot {
-        m.processing
-            .write(&mut out, "sluice_batch_processing_seconds", &job_labels(t, id));
+
+    fn histogram(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        pick: fn(&JobMetrics) -> &Histogram,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+        for (t, id, m) in &self.jobs {
+            let h = pick(m);
+            family
+                .encode_family(&job_labels(*t, *id))?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count(), &h.buckets(), None)?;
+        }
+        Ok(())
     }
-    header(
-        &mut out,
-        "sluice_batch_scheduling_delay_seconds",
-        "histogram",
-        "How late a batch started after its time.",
-    );
-    for (t, id, m) in &snapshot {
-        m.scheduling_delay
-            .write(&mut out, "sluice_batch_scheduling_delay_seconds", &job_labels(t, id));
+
+    fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> Result<(), std::fmt::Error> {
+        ConstGauge::new(value).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
     }
-    header(
-        &mut out,
-        "sluice_udf_failures_total",
-        "counter",
-        "Jobs stopped by a failed UDF call, by kind.",
-    );
-    for (kind, n) in state.metrics.failures.lock().expect("failures lock").iter() {
-        let _ = writeln!(out, "sluice_udf_failures_total{{kind=\"{}\"}} {n}", escape(kind));
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.counter(&mut enc, "sluice_job_batches", "Batches a job ran.", |m| m.batches)?;
+        self.counter(
+            &mut enc,
+            "sluice_job_input_records",
+            "Records a job's source gave (rate() is the input rate).",
+            |m| m.records_in,
+        )?;
+        self.counter(
+            &mut enc,
+            "sluice_job_dead_letters",
+            "Records a job refused and kept as dead letters.",
+            |m| m.dead_letters,
+        )?;
+        self.per_stage(&mut enc, "sluice_stage_records_in", "Records into a stage.", |s| {
+            s.records_in as f64
+        })?;
+        self.per_stage(&mut enc, "sluice_stage_records_out", "Records out of a stage.", |s| {
+            s.records_out as f64
+        })?;
+        self.per_stage(
+            &mut enc,
+            "sluice_stage_records_refused",
+            "Records a stage refused (bad-record policy).",
+            |s| s.refused as f64,
+        )?;
+        self.per_stage(
+            &mut enc,
+            "sluice_udf_calls",
+            "Wasm UDF calls (one per batch part).",
+            |s| s.udf_calls as f64,
+        )?;
+        self.per_stage(&mut enc, "sluice_udf_seconds", "Time in wasm UDF calls.", |s| {
+            s.udf_seconds
+        })?;
+        self.histogram(
+            &mut enc,
+            "sluice_batch_processing_seconds",
+            "Time to read, run and write a batch.",
+            |m| &m.processing,
+        )?;
+        self.histogram(
+            &mut enc,
+            "sluice_batch_scheduling_delay_seconds",
+            "How late a batch started after its time.",
+            |m| &m.scheduling_delay,
+        )?;
+        {
+            let mut family = enc.encode_descriptor(
+                "sluice_udf_failures",
+                "Jobs stopped by a failed UDF call, by kind.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (kind, n) in &self.failures {
+                ConstCounter::new(*n).encode(family.encode_family(&[("kind", kind.as_str())])?)?;
+            }
+        }
+        Snapshot::gauge(
+            &mut enc,
+            "sluice_jobs_running",
+            "Jobs running in this process.",
+            self.running as f64,
+        )?;
+        Snapshot::gauge(
+            &mut enc,
+            "sluice_tenant_lanes",
+            "Tenants with running jobs (each has its own worker lane).",
+            self.lanes as f64,
+        )?;
+        Snapshot::gauge(
+            &mut enc,
+            "sluice_compiled_modules",
+            "Distinct UDF modules compiled in memory.",
+            self.compiled_modules as f64,
+        )?;
+        Snapshot::gauge(
+            &mut enc,
+            "process_uptime_seconds",
+            "Seconds since the server started.",
+            self.uptime_s,
+        )?;
+        if let Some(bytes) = self.resident_bytes {
+            Snapshot::gauge(
+                &mut enc,
+                "process_resident_memory_bytes",
+                "Resident memory of the server.",
+                bytes as f64,
+            )?;
+        }
+        Ok(())
     }
-    header(
-        &mut out,
-        "sluice_jobs_running",
-        "gauge",
-        "Jobs running in this process.",
-    );
-    let _ = writeln!(out, "sluice_jobs_running {}", jobs.len());
-    header(
-        &mut out,
-        "sluice_compiled_modules",
-        "gauge",
-        "Distinct UDF modules compiled in memory.",
-    );
-    let _ = writeln!(out, "sluice_compiled_modules {}", state.runtime.compiled_modules());
-    header(
-        &mut out,
-        "process_uptime_seconds",
-        "gauge",
-        "Seconds since the server started.",
-    );
-    let _ = writeln!(
-        out,
-        "process_uptime_seconds {}",
-        state.metrics.started.elapsed().as_secs_f64()
-    );
-    if let Some(bytes) = resident_bytes() {
-        header(
-            &mut out,
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the server.",
-        );
-        let _ = writeln!(out, "process_resident_memory_bytes {bytes}");
+}
+
+/// The text of `/metrics`.
+pub fn render(state: &AppState) -> String {
+    let table = state.jobs.snapshot();
+    let snapshot = Snapshot {
+        running: table.iter().filter(|(_, _, s, _)| !s.is_over()).count(),
+        jobs: table
+            .iter()
+            .map(|(t, id, _, kept)| {
+                let m = kept
+                    .metrics
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                (*t, *id, m)
+            })
+            .collect(),
+        failures: state
+            .metrics
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
+        lanes: state.jobs.lanes(),
+        compiled_modules: state.runtime.compiled_modules(),
+        uptime_s: state.metrics.started.elapsed().as_secs_f64(),
+        resident_bytes: resident_bytes(),
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(snapshot));
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+        tracing::error!("encoding /metrics failed: {e}");
     }
     out
 }
@@ -247,9 +347,11 @@ pub async fn metrics(
     if !caller.is_admin {
         return Err(ApiError::forbidden("reading /metrics"));
     }
-    let jobs = state.running.metrics();
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&state, &jobs),
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        render(&state),
     ))
 }

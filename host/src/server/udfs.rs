@@ -1,8 +1,11 @@
-//! `/api/v1/udfs`: a tenant's UDF modules. An upload is validated and compiled off the request
-//! path (on a blocking thread) before it is stored as the next version of its name; versions are
-//! immutable. Another tenant's module answers 404, as a missing one.
+//! `/api/v1/udfs`: a tenant's UDF modules. An upload waits its turn in the compile queue (per
+//! tenant and for the server), is validated and compiled in a child process under the tenant's
+//! time limit, and is stored as the next version of its name with its quotas checked in the
+//! insert's transaction; only then is its compiled artifact kept. Versions are immutable.
+//! Another tenant's module answers 404, as a missing one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,8 +17,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::auth::Caller;
-use super::{ApiError, AppState};
-use crate::registry::{ModuleVersion, VersionRef, check_name};
+use super::error::ErrorCode;
+use super::{ApiError, AppState, blocking};
+use crate::registry::{ModuleQuota, ModuleVersion, VersionRef, check_name};
 
 pub fn routes(module_bytes_max: usize) -> Router<Arc<AppState>> {
     Router::new()
@@ -36,20 +40,12 @@ fn view(m: &ModuleVersion) -> serde_json::Value {
         "size_bytes": m.size_bytes,
         "udfs": serde_json::from_str::<serde_json::Value>(&m.manifest_json).unwrap_or_default(),
         "created_ms": m.created_ms,
+        "artifact_bytes": m.artifact_bytes,
     })
 }
 
 fn version_ref(v: &str) -> Result<VersionRef, ApiError> {
-    match v {
-        "latest" => Ok(VersionRef::Latest),
-        n => n.parse::<i64>().map(VersionRef::Exact).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_version",
-                format!("version {n:?} is not a number or `latest`"),
-            )
-        }),
-    }
+    super::jobs::version_ref(v).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadVersion, e))
 }
 
 /// The uploaded module: the raw body, or the first file of a `multipart/form-data` body.
@@ -65,13 +61,13 @@ async fn module_bytes(state: &Arc<AppState>, request: axum::extract::Request) ->
             .await
             .map_err(|e: BytesRejection| e.into());
     }
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_multipart", m);
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadMultipart, m);
     let mut form = axum::extract::Multipart::from_request(request, state)
         .await
         .map_err(|e| bad(e.body_text()))?;
     while let Some(field) = form.next_field().await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, e.body_text())
         } else {
             bad(e.body_text())
         }
@@ -79,7 +75,7 @@ async fn module_bytes(state: &Arc<AppState>, request: axum::extract::Request) ->
         if field.file_name().is_some() || field.name() == Some("file") {
             return field.bytes().await.map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, e.body_text())
                 } else {
                     bad(e.body_text())
                 }
@@ -91,6 +87,20 @@ async fn module_bytes(state: &Arc<AppState>, request: axum::extract::Request) ->
     ))
 }
 
+/// The tenant's compile queue.
+fn tenant_compiles(state: &AppState, tenant_id: i64, max: usize) -> Arc<tokio::sync::Semaphore> {
+    let mut m = state
+        .tenant_compiles
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    m.entry(tenant_id)
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max.max(1))))
+        .clone()
+}
+
+/// How long an upload waits for its turn to compile before it is refused (retry).
+const COMPILE_QUEUE_WAIT: Duration = Duration::from_secs(20);
+
 async fn upload(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
@@ -99,49 +109,71 @@ async fn upload(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     check_name("module", &name)?;
     let bytes = module_bytes(&state, request).await?;
-    let used = state.registry.module_bytes(caller.id)?;
-    let max = state.quotas.module_bytes_max;
-    if used + bytes.len() as i64 > max {
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::EmptyBody,
+            "send the module's .wasm bytes as the body (or as the `file` part of a multipart form)",
+        ));
+    }
+    let quotas = state.quotas_for(&caller);
+    let used = state.db(move |r| r.module_bytes(caller.id)).await?;
+    if used + bytes.len() as i64 > quotas.module_bytes_max {
         return Err(super::quotas::exceeded(
             "module_bytes_max",
             format!(
-                "the tenant stores {used} bytes of modules, this one has {}, the quota is {max} (delete old versions)",
-                bytes.len()
+                "the tenant stores {used} bytes of modules, this one has {}, the quota is {} (delete old versions)",
+                bytes.len(),
+                quotas.module_bytes_max
             ),
         ));
     }
-    let runtime = state.runtime.clone();
-    let label = format!("{name}@upload");
-    let wasm = bytes.clone();
-    // Compiling runs on a blocking thread with a time limit: past it the upload is refused (the
-    // compiler thread finishes in the background; Cranelift cannot be interrupted).
-    let limit_ms = state.quotas.compile_time_ms_max;
-    let compile = tokio::task::spawn_blocking(move || runtime.load(&label, &wasm));
-    let module = match tokio::time::timeout(std::time::Duration::from_millis(limit_ms), compile).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "compile_timeout",
-                format!(
-                    "compiling the module took longer than the limit of {limit_ms} ms (compile_time_ms_max); make it smaller or simpler"
-                ),
-            ));
-        }
-        Ok(joined) => joined.map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the compiler failed; see the server log",
-            )
-        })??,
+    // Compiles queue: one tenant's at a time per its quota, and the server's at most
+    // compiles_concurrent_max; a compile past its time limit is killed (422), so the queue moves.
+    let busy = |what: &str| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Capacity,
+            format!("{what}; retry in a few seconds"),
+        )
     };
-    let manifest = serde_json::to_string(&module.manifest().udfs).expect("a manifest serializes");
-    let stored = state.registry.add_module_version(caller.id, &name, &bytes, &manifest)?;
+    let mine = tenant_compiles(&state, caller.id, quotas.compiles_concurrent_max);
+    let _mine = tokio::time::timeout(COMPILE_QUEUE_WAIT, mine.acquire_owned())
+        .await
+        .map_err(|_| busy("the tenant's uploads are compiling (compiles_concurrent_max)"))?
+        .map_err(|e| ApiError::internal("the compile queue", e))?;
+    let _all = tokio::time::timeout(COMPILE_QUEUE_WAIT, state.compiles.clone().acquire_owned())
+        .await
+        .map_err(|_| busy("the server is compiling as many uploads as it takes"))?
+        .map_err(|e| ApiError::internal("the compile queue", e))?;
+    let st = state.clone();
+    let stored = blocking(move || {
+        let checked = st
+            .runtime
+            .check_within(&format!("{name}@upload"), &bytes, Some(quotas.compile_time_ms_max))?;
+        let manifest = serde_json::to_string(&checked.module.manifest().udfs).expect("a manifest serializes");
+        // The quotas are checked again in the insert's transaction: concurrent uploads cannot
+        // pass them together. Only a stored module is kept in the compile cache.
+        let stored = st.registry.add_module_version(
+            caller.id,
+            &name,
+            &bytes,
+            &manifest,
+            checked.artifact_bytes as i64,
+            ModuleQuota {
+                module_bytes_max: quotas.module_bytes_max,
+                compiled_bytes_max: quotas.compiled_bytes_max,
+            },
+        )?;
+        st.runtime.keep(checked);
+        Ok(stored)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(view(&stored))))
 }
 
 async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let modules = state.registry.list_modules(caller.id)?;
+    let modules = state.db(move |r| r.list_modules(caller.id)).await?;
     Ok(Json(json!(modules.iter().map(view).collect::<Vec<_>>())))
 }
 
@@ -150,7 +182,8 @@ async fn get_one(
     Caller(caller): Caller,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    match state.registry.module(caller.id, &name, version_ref(&version)?)? {
+    let wanted = version_ref(&version)?;
+    match state.db(move |r| r.module(caller.id, &name, wanted)).await? {
         Some((m, _)) => Ok(Json(view(&m))),
         None => Err(ApiError::not_found("module version")),
     }
@@ -161,7 +194,8 @@ async fn download(
     Caller(caller): Caller,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match state.registry.module(caller.id, &name, version_ref(&version)?)? {
+    let wanted = version_ref(&version)?;
+    match state.db(move |r| r.module(caller.id, &name, wanted)).await? {
         Some((_, wasm)) => Ok(([(header::CONTENT_TYPE, "application/wasm")], wasm)),
         None => Err(ApiError::not_found("module version")),
     }
@@ -175,13 +209,27 @@ async fn delete(
     let VersionRef::Exact(v) = version_ref(&version)? else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_version",
+            ErrorCode::BadVersion,
             "delete a version by its number, not `latest`",
         ));
     };
-    if state.registry.delete_module_version(caller.id, &name, v)? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("module version"))
+    let deleted = state
+        .db(move |r| {
+            let Some(sha) = r.delete_module_version(caller.id, &name, v)? else {
+                return Ok(None);
+            };
+            // Its compiled artifact goes too, unless some tenant stores the same bytes.
+            let kept = r.module_hash_stored(&sha)?;
+            Ok(Some((sha, kept)))
+        })
+        .await?;
+    match deleted {
+        Some((sha, still_stored)) => {
+            if !still_stored && let Some(hash) = hex::decode(&sha).ok().and_then(|h| <[u8; 32]>::try_from(h).ok()) {
+                state.runtime.forget(&hash);
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::not_found("module version")),
     }
 }

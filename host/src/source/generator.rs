@@ -118,6 +118,9 @@ pub fn line(format: GeneratorFormat, rng: &mut Rng, vocab: &Vocabulary, ts_s: i6
     }
 }
 
+/// Lines per batch of an unpaced generator that names none.
+pub const LINES_PER_BATCH_DEFAULT: u64 = 10_000;
+
 /// Generated lines.
 pub struct GeneratorSource {
     format: GeneratorFormat,
@@ -153,10 +156,13 @@ impl GeneratorSource {
 impl Source for GeneratorSource {
     fn next_batch(&mut self, tick: Tick) -> Result<RecordBatch, SourceError> {
         let n = match self.rate_per_s {
-            Some(rate) => rate * self.batch_ms as u64 / 1000,
+            Some(rate) => (rate as u128 * self.batch_ms.max(0) as u128 / 1000).min(u64::MAX as u128) as u64,
             None => self.lines_per_batch,
         };
-        let mut out = RecordBatch::with_capacity(n as usize, n as usize * 56);
+        // Capacity is a hint: a batch larger than this grows as it fills (the server's admission
+        // bounds records per batch long before).
+        let hint = n.min(1 << 20) as usize;
+        let mut out = RecordBatch::with_capacity(hint, hint * 56);
         let ts_s = tick.time_ms.div_euclid(1000);
         for _ in 0..n {
             self.line.clear();

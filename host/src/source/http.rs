@@ -1,6 +1,7 @@
-//! The `http` source: records a server job receives over HTTP wait in a bounded buffer until
-//! the next batch is cut. A request whose records do not all fit is refused whole (the server
-//! answers 429), so nothing is ever dropped silently and a sender can retry.
+//! The `http` source: records a server job receives over HTTP wait in a buffer bounded in
+//! records and in bytes until the next batch is cut. A request whose records do not all fit is
+//! refused whole (the server answers 429), so nothing is ever dropped silently and a sender can
+//! retry.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -23,11 +24,19 @@ pub struct Ingested {
     pub timestamp_ms: Option<i64>,
 }
 
+impl Ingested {
+    /// Bytes it takes in the buffer.
+    pub fn size_bytes(&self) -> usize {
+        self.value.len() + self.key.as_ref().map_or(0, Vec::len) + 48
+    }
+}
+
 /// The bounded buffer between the HTTP handler and the job.
 #[derive(Debug)]
 pub struct IngestBuffer {
-    queue: Mutex<VecDeque<(Ingested, i64)>>,
+    queue: Mutex<(VecDeque<(Ingested, i64)>, usize)>,
     capacity: usize,
+    bytes_max: usize,
 }
 
 /// The buffer had no room for the whole request.
@@ -37,35 +46,47 @@ pub struct Full {
     pub free: usize,
     /// Records it holds at most.
     pub capacity: usize,
+    /// Bytes it could still take.
+    pub free_bytes: usize,
+    /// Bytes it holds at most.
+    pub bytes_max: usize,
 }
 
 impl IngestBuffer {
-    /// A buffer of `capacity` records.
-    pub fn new(capacity: usize) -> IngestBuffer {
+    /// A buffer of `capacity` records and `bytes_max` bytes.
+    pub fn new(capacity: usize, bytes_max: usize) -> IngestBuffer {
         IngestBuffer {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new((VecDeque::new(), 0)),
             capacity: capacity.max(1),
+            bytes_max: bytes_max.max(1),
         }
     }
 
     /// Takes all of `records`, or none if they do not all fit.
     pub fn offer(&self, records: Vec<Ingested>) -> Result<usize, Full> {
-        let mut q = self.queue.lock().expect("ingest lock");
-        let free = self.capacity - q.len();
-        if records.len() > free {
+        let bytes: usize = records.iter().map(Ingested::size_bytes).sum();
+        let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let free = self.capacity - q.0.len();
+        let free_bytes = self.bytes_max.saturating_sub(q.1);
+        if records.len() > free || bytes > free_bytes {
             return Err(Full {
                 free,
                 capacity: self.capacity,
+                free_bytes,
+                bytes_max: self.bytes_max,
             });
         }
         let now = SystemClock.now_ms();
         let n = records.len();
-        q.extend(records.into_iter().map(|r| (r, now)));
+        q.1 += bytes;
+        q.0.extend(records.into_iter().map(|r| (r, now)));
         Ok(n)
     }
 
     fn drain(&self) -> Vec<(Ingested, i64)> {
-        self.queue.lock().expect("ingest lock").drain(..).collect()
+        let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.1 = 0;
+        q.0.drain(..).collect()
     }
 }
 
@@ -75,10 +96,10 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    /// A source with a fresh buffer of `capacity` records.
-    pub fn new(capacity: usize) -> HttpSource {
+    /// A source with a fresh buffer of `capacity` records and `bytes_max` bytes.
+    pub fn new(capacity: usize, bytes_max: usize) -> HttpSource {
         HttpSource {
-            buffer: Arc::new(IngestBuffer::new(capacity)),
+            buffer: Arc::new(IngestBuffer::new(capacity, bytes_max)),
         }
     }
 }
@@ -116,10 +137,10 @@ mod tests {
 
     #[test]
     fn a_request_that_does_not_fit_is_refused_whole() {
-        let mut s = HttpSource::new(3);
+        let mut s = HttpSource::new(3, 1 << 20);
         let buf = s.ingest().unwrap();
         assert_eq!(buf.offer(vec![rec("a"), rec("b")]), Ok(2));
-        assert_eq!(buf.offer(vec![rec("c"), rec("d")]), Err(Full { free: 1, capacity: 3 }));
+        assert_eq!(buf.offer(vec![rec("c"), rec("d")]).unwrap_err().free, 1);
         let b = s
             .next_batch(Tick {
                 batch_id: 1,
@@ -137,5 +158,25 @@ mod tests {
             Ok(3),
             "a cut batch frees the buffer"
         );
+    }
+
+    #[test]
+    fn the_buffer_is_bounded_in_bytes_too() {
+        let mut s = HttpSource::new(1000, 1000);
+        let buf = s.ingest().unwrap();
+        let big = |n| Ingested {
+            key: None,
+            value: vec![b'x'; n],
+            timestamp_ms: None,
+        };
+        assert_eq!(buf.offer(vec![big(600)]), Ok(1));
+        let full = buf.offer(vec![big(600)]).unwrap_err();
+        assert_eq!((full.free_bytes, full.bytes_max), (1000 - 648, 1000));
+        s.next_batch(Tick {
+            batch_id: 1,
+            time_ms: 0,
+        })
+        .unwrap();
+        assert_eq!(buf.offer(vec![big(600)]), Ok(1), "a cut batch frees the bytes");
     }
 }

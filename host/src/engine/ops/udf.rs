@@ -47,9 +47,8 @@ macro_rules! per_partition {
                 Some(self)
             }
 
-            fn swap_udf(&mut self, udf: UdfHandle) -> bool {
-                self.0 = udf;
-                true
+            fn swap_udf(&mut self, udf: UdfHandle) -> Option<UdfHandle> {
+                Some(std::mem::replace(&mut self.0, udf))
             }
         }
     )*};

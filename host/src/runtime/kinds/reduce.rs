@@ -31,34 +31,35 @@ impl UdfInstance {
     fn fold(&mut self, kind: UdfKind, function: &str, groups: &mut ValueGroups) -> Result<Reduced, UdfError> {
         let udf = self.udf_ref(kind, function);
         let inputs = groups.len() as u32;
-        let out = self.call_raw(kind, function, groups.as_abi_bytes())?;
-        let mut r = Reader::new(out);
-        let n = r.u32().map_err(|e| bad(&udf, e.to_string()))?;
-        if n > inputs {
-            return Err(bad(&udf, format!("{n} values for {inputs} groups")));
-        }
-        let mut folded = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            folded.push(r.bytes().map_err(|e| bad(&udf, e.to_string()))?.to_vec());
-        }
-        let errors = read_errors(&mut r, inputs, &udf)?;
-        if n as usize + errors.len() != inputs as usize {
-            return Err(bad(
-                &udf,
-                format!("{n} values and {} errors for {inputs} groups", errors.len()),
-            ));
-        }
-        let mut values = Vec::with_capacity(inputs as usize);
-        let mut folded = folded.into_iter();
-        let mut errs = errors.iter().map(|e| e.index).peekable();
-        for g in 0..inputs {
-            if errs.peek() == Some(&g) {
-                errs.next();
-                values.push(None);
-            } else {
-                values.push(folded.next());
+        self.call_decoded(kind, function, groups.as_abi_bytes(), |out| {
+            let mut r = Reader::new(out);
+            let n = r.u32().map_err(|e| bad(&udf, e.to_string()))?;
+            if n > inputs {
+                return Err(bad(&udf, format!("{n} values for {inputs} groups")));
             }
-        }
-        Ok(Reduced { values, errors })
+            let mut folded = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                folded.push(r.bytes().map_err(|e| bad(&udf, e.to_string()))?.to_vec());
+            }
+            let errors = read_errors(&mut r, inputs, &udf)?;
+            if n as usize + errors.len() != inputs as usize {
+                return Err(bad(
+                    &udf,
+                    format!("{n} values and {} errors for {inputs} groups", errors.len()),
+                ));
+            }
+            let mut values = Vec::with_capacity(inputs as usize);
+            let mut folded = folded.into_iter();
+            let mut errs = errors.iter().map(|e| e.index).peekable();
+            for g in 0..inputs {
+                if errs.peek() == Some(&g) {
+                    errs.next();
+                    values.push(None);
+                } else {
+                    values.push(folded.next());
+                }
+            }
+            Ok(Reduced { values, errors })
+        })
     }
 }

@@ -1,0 +1,227 @@
+//! Admission: a job spec checked against its tenant's quotas and the operator's settings before
+//! it is stored or started. Every size a spec can ask for is bounded here (records per batch
+//! from any source, batch interval, stages, window span) and every socket it would dial must be
+//! allow-listed; each problem names the spec field's path and the quota, like any other spec
+//! problem.
+
+use crate::job::SpecError;
+use crate::job::spec::{JobSpec, Millis, SourceSpec, StageSpec};
+use crate::source::generator::LINES_PER_BATCH_DEFAULT;
+use crate::source::http::BUFFER_RECORDS_DEFAULT;
+
+use super::quotas::Quotas;
+
+/// The `host:port` pairs server jobs may read with a `socket` source (`--allow-socket`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowedSockets(pub Vec<(String, u16)>);
+
+impl AllowedSockets {
+    fn allows(&self, host: &str, port: u16) -> bool {
+        self.0.iter().any(|(h, p)| h.eq_ignore_ascii_case(host) && *p == port)
+    }
+
+    fn describe(&self) -> String {
+        if self.0.is_empty() {
+            "none".into()
+        } else {
+            self.0
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+}
+
+/// Every problem of `spec` against quotas `q` and the operator's `sockets`.
+pub fn problems(spec: &JobSpec, q: &Quotas, sockets: &AllowedSockets) -> Vec<SpecError> {
+    let mut out = Vec::new();
+    let mut err = |path: String, message: String| out.push(SpecError { path, message });
+    let batch_ms = spec.batch_interval.0;
+    if batch_ms > 0 && batch_ms < q.batch_interval_ms_min {
+        err(
+            "batch_interval".into(),
+            format!(
+                "{} is shorter than the quota batch_interval_ms_min ({} ms)",
+                spec.batch_interval, q.batch_interval_ms_min
+            ),
+        );
+    }
+    if batch_ms > q.batch_interval_ms_max {
+        err(
+            "batch_interval".into(),
+            format!(
+                "{} is longer than the quota batch_interval_ms_max ({} ms)",
+                spec.batch_interval, q.batch_interval_ms_max
+            ),
+        );
+    }
+    if spec.stages.len() > q.stages_max {
+        err(
+            "stages".into(),
+            format!(
+                "{} stages are more than the quota stages_max ({})",
+                spec.stages.len(),
+                q.stages_max
+            ),
+        );
+    }
+    if batch_ms > 0 {
+        let mut parts = Vec::new();
+        source_records(&spec.source, "source", batch_ms, &mut parts, &mut err, sockets);
+        let total: u128 = parts.iter().map(|(_, n, _)| *n).sum();
+        if total > q.batch_records_max as u128 {
+            let (path, n, how) = parts
+                .iter()
+                .max_by_key(|(_, n, _)| *n)
+                .cloned()
+                .expect("a total over the quota has a part");
+            let whole = if parts.len() > 1 {
+                format!(" (all sources together: {total})")
+            } else {
+                String::new()
+            };
+            err(
+                path,
+                format!(
+                    "{n} records per batch ({how}){whole} is over the quota batch_records_max ({}): ask for fewer records per batch or a shorter batch interval",
+                    q.batch_records_max
+                ),
+            );
+        }
+        for (i, stage) in spec.stages.iter().enumerate() {
+            let Some(length) = window_length(stage) else { continue };
+            let span = length.0 / batch_ms;
+            if span > q.window_batches_max {
+                err(
+                    format!("stages[{i}].{}.length", stage.op_name()),
+                    format!(
+                        "a window of {length} spans {span} batches of {}, over the quota window_batches_max ({}): use a shorter window or a longer batch interval",
+                        spec.batch_interval, q.window_batches_max
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn window_length(stage: &StageSpec) -> Option<Millis> {
+    match stage {
+        StageSpec::Window(w) | StageSpec::CountByWindow(w) | StageSpec::CountByValueAndWindow(w) => Some(w.length),
+        StageSpec::ReduceByWindow(w) | StageSpec::ReduceByKeyAndWindow(w) => Some(w.length),
+        _ => None,
+    }
+}
+
+/// The records per batch each part of a source can give, `(path, records, how)`.
+fn source_records(
+    source: &SourceSpec,
+    path: &str,
+    batch_ms: i64,
+    parts: &mut Vec<(String, u128, String)>,
+    err: &mut impl FnMut(String, String),
+    sockets: &AllowedSockets,
+) {
+    match source {
+        SourceSpec::Generator {
+            rate_per_s: Some(rate), ..
+        } => parts.push((
+            format!("{path}.generator.rate_per_s"),
+            *rate as u128 * batch_ms as u128 / 1000,
+            format!("{rate} lines/s x {}", Millis(batch_ms)),
+        )),
+        SourceSpec::Generator { lines_per_batch, .. } => {
+            let n = lines_per_batch.unwrap_or(LINES_PER_BATCH_DEFAULT);
+            parts.push((
+                format!("{path}.generator.lines_per_batch"),
+                n as u128,
+                "lines_per_batch".into(),
+            ));
+        }
+        SourceSpec::Http { buffer_records } => {
+            let n = buffer_records.unwrap_or(BUFFER_RECORDS_DEFAULT);
+            parts.push((
+                format!("{path}.http.buffer_records"),
+                n as u128,
+                "buffer_records".into(),
+            ));
+        }
+        SourceSpec::Socket { host, port } => {
+            if !sockets.allows(host, *port) {
+                err(
+                    format!("{path}.socket"),
+                    format!(
+                        "the server may not connect to {host}:{port}: the operator allows sockets to {} (sluice serve --allow-socket HOST:PORT)",
+                        sockets.describe()
+                    ),
+                );
+            }
+        }
+        SourceSpec::Union(sources) => {
+            for (i, s) in sources.iter().enumerate() {
+                source_records(s, &format!("{path}.union[{i}]"), batch_ms, parts, err, sockets);
+            }
+        }
+        SourceSpec::Batches { .. } | SourceSpec::Directory { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> JobSpec {
+        crate::job::parse(&v.to_string()).unwrap()
+    }
+
+    fn paths(p: &[SpecError]) -> Vec<&str> {
+        p.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn every_size_a_spec_asks_for_is_bounded_by_a_named_quota() {
+        let q = Quotas::default();
+        let huge = spec(serde_json::json!({
+            "name": "x", "batch_interval": "1ms",
+            "source": { "generator": { "format": "words", "rate_per_s": 10_000_000_000_000u64 } },
+            "stages": [ { "window": { "length": "30d" } } ],
+            "sink": { "print": {} }
+        }));
+        let p = problems(&huge, &q, &AllowedSockets::default());
+        assert_eq!(
+            paths(&p),
+            [
+                "batch_interval",
+                "source.generator.rate_per_s",
+                "stages[0].window.length"
+            ],
+            "{p:?}"
+        );
+        assert!(p[1].message.contains("batch_records_max"), "{}", p[1].message);
+        assert!(p[2].message.contains("window_batches_max"), "{}", p[2].message);
+
+        let many = spec(serde_json::json!({
+            "name": "x", "batch_interval": "1s", "source": { "http": { "buffer_records": 2_000_000 } },
+            "stages": (0..65).map(|_| serde_json::json!({ "parse_int": {} })).collect::<Vec<_>>(),
+            "sink": { "print": {} }
+        }));
+        assert_eq!(
+            paths(&problems(&many, &q, &AllowedSockets::default())),
+            ["stages", "source.http.buffer_records"]
+        );
+    }
+
+    #[test]
+    fn sockets_must_be_allow_listed() {
+        let s = spec(serde_json::json!({
+            "name": "x", "batch_interval": "1s",
+            "source": { "union": [ { "socket": { "host": "10.0.0.1", "port": 22 } }, { "socket": { "host": "127.0.0.1", "port": 9999 } } ] },
+            "sink": { "print": {} }
+        }));
+        let allowed = AllowedSockets(vec![("127.0.0.1".into(), 9999)]);
+        let p = problems(&s, &Quotas::default(), &allowed);
+        assert_eq!(paths(&p), ["source.union[0].socket"]);
+        assert!(p[0].message.contains("127.0.0.1:9999"), "{}", p[0].message);
+    }
+}

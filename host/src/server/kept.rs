@@ -1,0 +1,266 @@
+//! What the server keeps of a job for its API: the last output records (as JSON text), the last
+//! batch reports, the last refused records (dead letters), the job's metrics, and the live
+//! output channel. Each list is bounded in records and in bytes (the tenant's quotas); the
+//! oldest entries go first, and dropped dead letters are counted.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use serde::Serialize;
+
+use super::metrics::JobMetrics;
+use super::quotas::Quotas;
+use crate::batch::RecordBatch;
+use crate::engine::{DeadLetter, Tick};
+use crate::job::spec::ValueType;
+use crate::sink::Sink;
+use crate::source::http::IngestBuffer;
+use crate::supervisor::{BatchReport, DeadLetterSink};
+
+/// Bytes kept of one output record's value, or one dead letter's record; longer ones are cut.
+pub const RECORD_TEXT_MAX: usize = 16 << 10;
+/// Records a slow live reader may fall behind by before it is told it lagged.
+const LIVE_CHANNEL_RECORDS: usize = 256;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A list bounded in entries and bytes; the oldest go first.
+#[derive(Debug)]
+pub struct Ring<T> {
+    items: VecDeque<(T, usize)>,
+    bytes: usize,
+    items_max: usize,
+    bytes_max: usize,
+    dropped: u64,
+}
+
+impl<T: Clone> Ring<T> {
+    /// An empty list of at most `items_max` entries and `bytes_max` bytes.
+    pub fn new(items_max: usize, bytes_max: usize) -> Ring<T> {
+        Ring {
+            items: VecDeque::new(),
+            bytes: 0,
+            items_max: items_max.max(1),
+            bytes_max,
+            dropped: 0,
+        }
+    }
+
+    /// Adds an entry of `bytes` bytes, dropping the oldest to make room (an entry larger than
+    /// the whole budget is not kept, and counts as dropped).
+    pub fn push(&mut self, item: T, bytes: usize) {
+        if bytes > self.bytes_max {
+            self.dropped += 1;
+            return;
+        }
+        while self.items.len() >= self.items_max || self.bytes + bytes > self.bytes_max {
+            let Some((_, b)) = self.items.pop_front() else { break };
+            self.bytes -= b;
+            self.dropped += 1;
+        }
+        self.bytes += bytes;
+        self.items.push_back((item, bytes));
+    }
+
+    /// The entries, oldest first.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.items.iter().map(|(t, _)| t.clone()).collect()
+    }
+
+    /// Entries dropped to stay within the bounds.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// A refused record as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct KeptDeadLetter {
+    /// The stage that refused it.
+    pub stage: String,
+    /// The batch it was in.
+    pub batch_id: u64,
+    /// Its key, as text (cut at 16 KiB).
+    pub key: Option<String>,
+    /// Its value, as text (cut at 16 KiB).
+    pub value: String,
+    /// Whether key or value was cut.
+    pub cut: bool,
+    /// Why it was refused.
+    pub error: String,
+}
+
+fn cut(s: &str, max: usize) -> (String, bool) {
+    if s.len() <= max {
+        return (s.to_owned(), false);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (s[..end].to_owned(), true)
+}
+
+/// Everything kept of one run of a job.
+pub struct Kept {
+    output: Mutex<Ring<Arc<str>>>,
+    reports: Mutex<Ring<BatchReport>>,
+    dead: Mutex<Ring<KeptDeadLetter>>,
+    dead_total: AtomicU64,
+    /// Its metrics since it started.
+    pub metrics: Mutex<JobMetrics>,
+    live: Mutex<Option<tokio::sync::broadcast::Sender<Arc<str>>>>,
+    /// The ingest buffer of its `http` source, once the source is open.
+    pub ingest: OnceLock<Arc<IngestBuffer>>,
+}
+
+impl Kept {
+    /// Empty, bounded by the tenant's quotas.
+    pub fn new(q: &Quotas) -> Arc<Kept> {
+        Arc::new(Kept {
+            output: Mutex::new(Ring::new(q.output_records_max, q.output_bytes_max)),
+            reports: Mutex::new(Ring::new(usize::MAX, q.reports_bytes_max)),
+            dead: Mutex::new(Ring::new(usize::MAX, q.dead_letter_bytes_max)),
+            dead_total: AtomicU64::new(0),
+            metrics: Mutex::default(),
+            live: Mutex::new(Some(tokio::sync::broadcast::channel(LIVE_CHANNEL_RECORDS).0)),
+            ingest: OnceLock::new(),
+        })
+    }
+
+    /// The output records kept, oldest first, as one JSON array.
+    pub fn output_json(&self) -> String {
+        let out = lock(&self.output).to_vec();
+        let mut s = String::with_capacity(out.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+        s.push('[');
+        for (i, r) in out.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(r);
+        }
+        s.push(']');
+        s
+    }
+
+    /// The reports kept, oldest first.
+    pub fn reports(&self) -> Vec<BatchReport> {
+        lock(&self.reports).to_vec()
+    }
+
+    /// Adds a batch's report (and to the metrics).
+    pub fn push_report(&self, r: &BatchReport) {
+        lock(&self.metrics).observe(r);
+        lock(&self.reports).push(r.clone(), r.size_bytes());
+    }
+
+    /// The dead letters kept, oldest first; refused in all; dropped to stay within the bound.
+    pub fn dead_letters(&self) -> (Vec<KeptDeadLetter>, u64, u64) {
+        let dead = lock(&self.dead);
+        (dead.to_vec(), self.dead_total.load(Ordering::Relaxed), dead.dropped())
+    }
+
+    /// A receiver of the live output, if the run is on.
+    pub fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
+        lock(&self.live).as_ref().map(|tx| tx.subscribe())
+    }
+
+    /// Ends the live output (the run is over, or the server shuts down): streams end.
+    pub fn close_live(&self) {
+        lock(&self.live).take();
+    }
+}
+
+/// The server's sink: keeps a job's last output records and sends them to live readers.
+pub struct KeptSink {
+    /// Where.
+    pub kept: Arc<Kept>,
+    /// The type of the job's output values.
+    pub ty: ValueType,
+    /// Records kept at most (only the last of a large batch are made into JSON).
+    pub records_max: usize,
+}
+
+impl Sink for KeptSink {
+    fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
+        let skip = batch.len().saturating_sub(self.records_max);
+        let live = lock(&self.kept.live).clone().filter(|tx| tx.receiver_count() > 0);
+        let mut made = Vec::with_capacity(batch.len() - skip);
+        for r in batch.iter().skip(skip) {
+            let mut v = crate::sink::record_json(tick, &r, self.ty);
+            if let Some(text) = v["value"].as_str().filter(|t| t.len() > RECORD_TEXT_MAX) {
+                let (short, _) = cut(text, RECORD_TEXT_MAX);
+                let total = text.len();
+                v["value"] = short.into();
+                v["value_cut_from_bytes"] = total.into();
+            }
+            let text: Arc<str> = v.to_string().into();
+            if let Some(tx) = &live {
+                let _ = tx.send(text.clone());
+            }
+            made.push(text);
+        }
+        let mut out = lock(&self.kept.output);
+        for text in made {
+            let n = text.len() + 16;
+            out.push(text, n);
+        }
+        Ok(())
+    }
+}
+
+impl DeadLetterSink for Arc<Kept> {
+    fn write(&mut self, letters: &[DeadLetter]) -> std::io::Result<()> {
+        self.dead_total.fetch_add(letters.len() as u64, Ordering::Relaxed);
+        let mut dead = lock(&self.dead);
+        for d in letters {
+            let (value, value_cut) = cut(&d.value, RECORD_TEXT_MAX);
+            let key = d.key.as_deref().map(|k| cut(k, RECORD_TEXT_MAX));
+            let key_cut = key.as_ref().is_some_and(|(_, c)| *c);
+            let kept = KeptDeadLetter {
+                stage: d.stage.clone(),
+                batch_id: d.batch_id,
+                key: key.map(|(k, _)| k),
+                value,
+                cut: value_cut || key_cut,
+                error: d.error.clone(),
+            };
+            let n =
+                kept.value.len() + kept.key.as_ref().map_or(0, String::len) + kept.error.len() + kept.stage.len() + 64;
+            dead.push(kept, n);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ring;
+
+    #[test]
+    fn a_ring_keeps_within_its_entries_and_bytes() {
+        let mut r = Ring::new(3, 100);
+        for i in 0..5 {
+            r.push(i, 10);
+        }
+        assert_eq!((r.to_vec(), r.dropped()), (vec![2, 3, 4], 2));
+        r.push(9, 85);
+        assert_eq!((r.to_vec(), r.dropped()), (vec![4, 9], 4), "bytes make room too");
+        r.push(7, 101);
+        assert_eq!(
+            (r.to_vec(), r.dropped()),
+            (vec![4, 9], 5),
+            "too big alone: not kept, counted"
+        );
+        assert_eq!(r.bytes(), 95);
+    }
+}

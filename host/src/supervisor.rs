@@ -1,0 +1,428 @@
+//! The job supervisor: one per running job, on a thread of its own, owning the job's whole tick
+//! (source -> pipeline -> sink -> dead letters -> report) and processing one closed set of
+//! commands (`Stop`, `Swap`, `Shutdown`; checkpoints come with the fault-tolerance issue) in one
+//! loop. Between batches it waits for the next batch time or the next command, whichever comes
+//! first; a batch itself runs in the pipeline's worker pool (the tenant's lane in the server).
+//!
+//! Its state (`Starting`, `Running`, `Stopping`, `Stopped`, `Failed`) is changed only here, and
+//! published on a watch channel; whoever started it (the server's job table, `sluice run`) only
+//! sends commands and reads the state. A panic anywhere in the job ends it as `Failed` with the
+//! panic's message; it never takes the process down.
+//!
+//! ```text
+//! Starting --built--> Running --Stop--> Stopping --> Stopped
+//!    |                   |--Shutdown--> Stopped (the server resumes it at its next start)
+//!    |                   |--batches done--> Stopped
+//!    '--error/panic------'--error/panic--> Failed{reason}
+//! ```
+
+pub mod report;
+
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use report::BatchReport;
+
+use crate::engine::context::UdfHandle;
+use crate::engine::{Clock, DeadLetter, EngineError, Pipeline, Tick};
+use crate::sink::Sink;
+use crate::source::{Source, SourceError};
+
+/// What a supervisor can be told.
+#[derive(Debug)]
+pub enum Command {
+    /// Stop after the batch in flight.
+    Stop,
+    /// The server is shutting down: stop after the batch in flight, to be resumed at its next
+    /// start.
+    Shutdown,
+    /// Make a stage call another UDF from the next batch on.
+    Swap(Swap),
+}
+
+/// A hot-swap: stage `stage` calls `udf` from the next batch on. The reply is the id of the
+/// first batch the new UDF processes, or why the swap was refused.
+#[derive(Debug)]
+pub struct Swap {
+    /// The stage's index.
+    pub stage: usize,
+    /// The new UDF.
+    pub udf: UdfHandle,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    /// Its spec is being checked, its modules loaded and its source opened.
+    Starting,
+    /// Batches run.
+    Running,
+    /// It was told to stop and finishes its batch in flight.
+    Stopping,
+    /// It stopped.
+    Stopped,
+    /// It failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl JobState {
+    /// Whether the run is over.
+    pub fn is_over(&self) -> bool {
+        matches!(self, JobState::Stopped | JobState::Failed { .. })
+    }
+
+    /// The word the registry and the API use.
+    pub fn word(&self) -> &'static str {
+        match self {
+            JobState::Starting => "starting",
+            JobState::Running => "running",
+            JobState::Stopping => "stopping",
+            JobState::Stopped => "stopped",
+            JobState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// A deterministic source (or `--batches`) ran out after this many batches.
+    Done(u64),
+    /// Told to stop.
+    Stopped,
+    /// Stopped by the server's shutdown.
+    Shutdown,
+    /// Failed: why, and for a failed UDF call the kind of failure (`timeout`, ...).
+    Failed {
+        /// The error, naming the stage, the UDF and the limit where there is one.
+        reason: String,
+        /// `UdfError::code` of a failed UDF call.
+        udf_failure: Option<&'static str>,
+    },
+}
+
+/// Why a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A stage failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The source failed.
+    #[error("source: {0}")]
+    Source(#[from] SourceError),
+    /// Writing output or dead letters failed.
+    #[error("sink: {0}")]
+    Sink(#[from] std::io::Error),
+}
+
+/// Where refused records go.
+pub trait DeadLetterSink: Send {
+    /// Takes one batch's refused records.
+    fn write(&mut self, letters: &[DeadLetter]) -> std::io::Result<()>;
+}
+
+/// Refused records as JSON Lines on a writer (`sluice run`).
+pub struct JsonLinesDeadLetters(pub Box<dyn Write + Send>);
+
+impl DeadLetterSink for JsonLinesDeadLetters {
+    fn write(&mut self, letters: &[DeadLetter]) -> std::io::Result<()> {
+        for d in letters {
+            serde_json::to_writer(&mut self.0, d).map_err(std::io::Error::other)?;
+            self.0.write_all(b"\n")?;
+        }
+        self.0.flush()
+    }
+}
+
+/// What a running job reads, runs and writes.
+pub struct Job {
+    /// Its stages, on their workers.
+    pub pipeline: Pipeline,
+    /// The batch interval, ms.
+    pub batch_ms: i64,
+    /// Its source.
+    pub source: Box<dyn Source>,
+    /// Its sink.
+    pub sink: Box<dyn Sink>,
+    /// Where refused records go.
+    pub dead_letters: Box<dyn DeadLetterSink>,
+}
+
+/// What a supervisor tells whoever watches it, on its own thread.
+pub trait Observer: Send + 'static {
+    /// The state changed (`Running` once the job is built, then `Stopping`, `Stopped` or
+    /// `Failed`; a shutdown ends in `Stopped` with `ended == Some(Ended::Shutdown)`).
+    fn on_state(&mut self, _state: &JobState, _ended: Option<&Ended>) {}
+    /// A batch completed.
+    fn on_batch(&mut self, _report: &BatchReport) {}
+}
+
+/// Settings of a run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Stop after this many batches (default: a deterministic source's batches; live sources
+    /// run until stopped).
+    pub batches: Option<u64>,
+    /// The job's name (thread name, logs).
+    pub name: String,
+    /// How long to wait for a command at most before looking at the clock again (a manual
+    /// clock in tests moves without waking anyone).
+    pub poll_ms: u64,
+}
+
+/// A running supervisor, as its owner holds it.
+pub struct Handle {
+    commands: Sender<Command>,
+    state: tokio::sync::watch::Receiver<JobState>,
+    thread: Option<std::thread::JoinHandle<Ended>>,
+}
+
+impl Handle {
+    /// Sends a command; `false` if the run is over.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// The state now.
+    pub fn state(&self) -> JobState {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver of the state, to wait for changes.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<JobState> {
+        self.state.clone()
+    }
+
+    /// Waits (blocking) for the run to end.
+    pub fn join(mut self) -> Ended {
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(Ended::Failed {
+            reason: "the supervisor thread died".into(),
+            udf_failure: None,
+        })
+    }
+}
+
+/// Starts a supervisor: on a thread of its own it runs `build` (check the spec, load modules,
+/// open the source: `Starting`), then the batches (`Running`) until the source is done, a
+/// command ends it, or a batch fails.
+pub fn spawn(
+    options: Options,
+    clock: Arc<dyn Clock>,
+    build: impl FnOnce() -> Result<Job, String> + Send + 'static,
+    observer: impl Observer,
+) -> Handle {
+    let (commands, rx) = std::sync::mpsc::channel();
+    let (state_tx, state) = tokio::sync::watch::channel(JobState::Starting);
+    let name = options.name.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("sluice-job-{}", name.chars().take(20).collect::<String>()))
+        .spawn(move || {
+            let mut core = Core {
+                commands: rx,
+                state: state_tx,
+                observer: Box::new(observer),
+            };
+            let run = std::panic::catch_unwind(AssertUnwindSafe(|| core.run(&options, &*clock, build)));
+            let ended = run.unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                tracing::error!(job = %options.name, "the job's supervisor panicked: {message}");
+                Ended::Failed {
+                    reason: format!(
+                        "internal error in the job's supervisor ({message}); the job was stopped, see the server log"
+                    ),
+                    udf_failure: None,
+                }
+            });
+            let last = match &ended {
+                Ended::Failed { reason, .. } => JobState::Failed { reason: reason.clone() },
+                _ => JobState::Stopped,
+            };
+            core.set(last, Some(&ended));
+            ended
+        })
+        .expect("the OS can start a thread");
+    Handle {
+        commands,
+        state,
+        thread: Some(thread),
+    }
+}
+
+/// What survives a panic of the run: the command queue, the state and the observer.
+struct Core {
+    commands: Receiver<Command>,
+    state: tokio::sync::watch::Sender<JobState>,
+    observer: Box<dyn Observer>,
+}
+
+impl Core {
+    fn set(&mut self, state: JobState, ended: Option<&Ended>) {
+        self.observer.on_state(&state, ended);
+        self.state.send_replace(state);
+    }
+
+    fn run(&mut self, options: &Options, clock: &dyn Clock, build: impl FnOnce() -> Result<Job, String>) -> Ended {
+        let mut job = match build() {
+            Ok(job) => job,
+            Err(reason) => {
+                return Ended::Failed {
+                    reason,
+                    udf_failure: None,
+                };
+            }
+        };
+        self.set(JobState::Running, None);
+        let live = job.source.is_live();
+        let limit = options.batches.or(if live { None } else { job.source.batches_hint() });
+        let batch_ms = job.batch_ms;
+        let zero = if live {
+            clock.now_ms().div_euclid(batch_ms) * batch_ms
+        } else {
+            0
+        };
+        let mut k = 0u64;
+        loop {
+            if limit.is_some_and(|n| k >= n) {
+                return Ended::Done(k);
+            }
+            let tick = Tick {
+                batch_id: k + 1,
+                time_ms: zero.saturating_add((k as i64 + 1).saturating_mul(batch_ms)),
+            };
+            if let Some(ended) = self.between_batches(
+                &mut job,
+                clock,
+                live.then_some(tick.time_ms),
+                tick.batch_id,
+                options.poll_ms,
+            ) {
+                return ended;
+            }
+            k += 1;
+            match run_tick(&mut job, clock, tick, live, &options.name) {
+                Ok(report) => self.observer.on_batch(&report),
+                Err(e) => {
+                    let udf_failure = match &e {
+                        RunError::Engine(EngineError::Udf { source, .. }) => Some(source.code()),
+                        _ => None,
+                    };
+                    return Ended::Failed {
+                        reason: e.to_string(),
+                        udf_failure,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Handles commands until batch `next`'s time (`deadline`; none: do not wait), applying
+    /// swaps; `Some` when a command ends the run.
+    fn between_batches(
+        &mut self,
+        job: &mut Job,
+        clock: &dyn Clock,
+        deadline: Option<i64>,
+        next: u64,
+        poll_ms: u64,
+    ) -> Option<Ended> {
+        loop {
+            let wait_ms = deadline.map_or(0, |t| t - clock.now_ms());
+            let command = if wait_ms > 0 {
+                match self
+                    .commands
+                    .recv_timeout(Duration::from_millis((wait_ms as u64).min(poll_ms.max(1))))
+                {
+                    Ok(c) => c,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Command::Stop,
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(c) => c,
+                    Err(TryRecvError::Empty) => return None,
+                    Err(TryRecvError::Disconnected) => Command::Stop,
+                }
+            };
+            match command {
+                Command::Stop => {
+                    self.set(JobState::Stopping, None);
+                    return Some(Ended::Stopped);
+                }
+                Command::Shutdown => return Some(Ended::Shutdown),
+                Command::Swap(swap) => {
+                    // Between batches: the whole next batch runs with the new version.
+                    let answer = if job.pipeline.swap_udf(swap.stage, swap.udf) {
+                        Ok(next)
+                    } else {
+                        Err(format!("stage {} calls no UDF", swap.stage))
+                    };
+                    let _ = swap.reply.send(answer);
+                }
+            }
+        }
+    }
+}
+
+/// One batch: source, stages, sink and dead letters, all in the pipeline's worker pool.
+fn run_tick(job: &mut Job, clock: &dyn Clock, tick: Tick, live: bool, name: &str) -> Result<BatchReport, RunError> {
+    let started_ms = if live { clock.now_ms() } else { tick.time_ms };
+    let t = Instant::now();
+    let pool = job.pipeline.pool();
+    let Job {
+        pipeline,
+        source,
+        sink,
+        dead_letters,
+        ..
+    } = job;
+    let (records_in, out) = pool.install(|| -> Result<_, RunError> {
+        let input = source.next_batch(tick)?;
+        let records_in = input.len() as u64;
+        let out = pipeline.run_batch(tick, input)?;
+        crate::failpoints::in_batch(name, tick.batch_id);
+        if let Some(batch) = &out.output {
+            sink.write(tick, batch)?;
+        }
+        if !out.dead_letters.is_empty() {
+            dead_letters.write(&out.dead_letters)?;
+        }
+        Ok((records_in, out))
+    })?;
+    let processing_ms = t.elapsed().as_secs_f64() * 1e3;
+    let scheduling_delay_ms = (started_ms - tick.time_ms).max(0) as f64;
+    let report = BatchReport {
+        batch_id: tick.batch_id,
+        time_ms: tick.time_ms,
+        records_in,
+        records_out: out.output.as_ref().map(|b| b.len() as u64),
+        stages: out.counts,
+        processing_ms,
+        scheduling_delay_ms,
+        total_delay_ms: scheduling_delay_ms + processing_ms,
+        dead_letters: out.dead_letters.len() as u64,
+    };
+    tracing::debug!(
+        batch = report.batch_id,
+        records_in = report.records_in,
+        records_out = ?report.records_out,
+        processing_ms = report.processing_ms,
+        scheduling_delay_ms = report.scheduling_delay_ms,
+        "batch done"
+    );
+    Ok(report)
+}
