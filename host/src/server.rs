@@ -230,6 +230,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             time_ms_max: options.quotas.compile_time_ms_max,
             memory_bytes_max: settings.compile_memory_bytes_max,
         },
+        instances_max: settings.instances_max.max(1),
         ..RuntimeConfig::default()
     })?);
     let state = Arc::new(AppState::new(

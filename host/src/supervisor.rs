@@ -415,6 +415,7 @@ fn run_tick(job: &mut Job, clock: &dyn Clock, tick: Tick, live: bool, name: &str
         scheduling_delay_ms,
         total_delay_ms: scheduling_delay_ms + processing_ms,
         dead_letters: out.dead_letters.len() as u64,
+        warm_instances: pipeline.warm_instances(),
     };
     tracing::debug!(
         batch = report.batch_id,

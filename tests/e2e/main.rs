@@ -5,6 +5,7 @@
 mod abi_by_hand;
 mod cache;
 mod cli;
+mod harness;
 mod live_sources;
 mod load_errors;
 mod native_parity;
@@ -12,3 +13,5 @@ mod run_jobs;
 mod sandbox;
 mod scheduler;
 mod server;
+mod supervision;
+mod tenant_limits;

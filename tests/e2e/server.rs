@@ -2,144 +2,12 @@
 //! tokens, UDF upload and versions, tenant isolation, and the error shape.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use sluice_tests::sluice_bin;
 
-/// A running server, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// Sends SIGTERM, waits for a clean exit, and hands back the data directory.
-    fn terminate(mut self) -> tempfile::TempDir {
-        // SAFETY: kill(2) with the pid of our own child process and a valid signal number.
-        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(sent, 0, "SIGTERM could not be sent");
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "the server exits cleanly on SIGTERM: {exit:?}");
-        let dir = tempfile::tempdir().unwrap();
-        std::mem::replace(&mut self._dir, dir)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    start_at(tempfile::tempdir().unwrap())
-}
-
-/// A server on an existing data directory.
-fn start_at(dir: tempfile::TempDir) -> Server {
-    start_with(dir, &[])
-}
-
-/// A server with more command-line options.
-fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
-    let mut child = Command::new(sluice_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("the server prints its address").unwrap();
-        if let Some(rest) = line.strip_prefix("sluice is listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep reading what the server prints, so its stdout never closes under it.
-    std::thread::spawn(move || lines.for_each(drop));
-    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
-    Server {
-        child,
-        base,
-        admin,
-        _dir: dir,
-    }
-}
-
-/// A route to try: method, path, body (content type and bytes).
-type Route<'a> = (&'a str, String, Option<(&'a str, Vec<u8>)>);
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
-/// `(status, JSON body or the raw text as a JSON string)`.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> (u16, Value) {
-    let a = agent();
-    let mut resp = match (method, body) {
-        ("GET", _) => {
-            let mut r = a.get(url);
-            if let Some(t) = token {
-                r = r.header("Authorization", &format!("Bearer {t}"));
-            }
-            r.call()
-        }
-        ("DELETE", _) => {
-            let mut r = a.delete(url);
-            if let Some(t) = token {
-                r = r.header("Authorization", &format!("Bearer {t}"));
-            }
-            r.call()
-        }
-        (_, body) => {
-            let mut r = a.post(url);
-            if let Some(t) = token {
-                r = r.header("Authorization", &format!("Bearer {t}"));
-            }
-            let (ct, bytes) = body.unwrap_or(("application/json", Vec::new()));
-            r.header("Content-Type", ct).send(&bytes[..])
-        }
-    }
-    .unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
-    let value =
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
-}
-
-fn new_tenant(s: &Server, name: &str) -> String {
-    let (status, body) = call(
-        "POST",
-        &format!("{}/api/v1/tenants", s.base),
-        Some(&s.admin),
-        Some(("application/json", json!({ "name": name }).to_string().into_bytes())),
-    );
-    assert_eq!(status, 201, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
-
-fn upload(s: &Server, token: &str, name: &str, wasm: &[u8]) -> (u16, Value) {
-    call(
-        "POST",
-        &format!("{}/api/v1/udfs/{name}", s.base),
-        Some(token),
-        Some(("application/wasm", wasm.to_vec())),
-    )
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not an error body: {v}"))
-}
+use super::harness::{Route, agent, call, code, new_tenant, post_spec, start, start_at, start_with, upload};
 
 #[test]
 fn upload_list_get_download_delete_and_versions() {
@@ -287,15 +155,6 @@ fn bad_input_gets_its_error_code() {
     assert_eq!((status, code(&body)), (400, "bad_version"));
     let (status, body) = call("GET", &format!("{}/api/v1/nothing-here", s.base), Some(&a), None);
     assert_eq!((status, code(&body)), (404, "not_found"));
-}
-
-fn post_spec(s: &Server, path: &str, token: &str, spec: &Value) -> (u16, Value) {
-    call(
-        "POST",
-        &format!("{}{path}", s.base),
-        Some(token),
-        Some(("application/json", spec.to_string().into_bytes())),
-    )
 }
 
 #[test]
@@ -550,7 +409,7 @@ fn running_jobs_stop_on_sigterm_and_start_again_with_the_server() {
 }
 
 /// A second version of `parse_visit`, written by hand: every record becomes `("v2", 1)`.
-const PARSE_VISIT_V2: &str = r#"
+pub(super) const PARSE_VISIT_V2: &str = r#"
 (module
   (memory (export "memory") 2)
   (func (export "sluice_abi_version") (result i32) i32.const 1)

@@ -32,13 +32,16 @@ impl<'de> Deserialize<'de> for Millis {
         }
         match Raw::deserialize(d)? {
             Raw::Ms(ms) => Ok(Millis(ms)),
-            Raw::Text(t) => humantime::parse_duration(&t)
-                .map(|d| Millis(d.as_millis() as i64))
-                .map_err(|e| {
+            Raw::Text(t) => {
+                let d = humantime::parse_duration(&t).map_err(|e| {
                     serde::de::Error::custom(format!(
                         "{t:?} is not a duration ({e}); write e.g. \"1s\", \"500ms\" or \"5m\""
                     ))
-                }),
+                })?;
+                i64::try_from(d.as_millis())
+                    .map(Millis)
+                    .map_err(|_| serde::de::Error::custom(format!("{t:?} is too long a duration")))
+            }
         }
     }
 }
@@ -416,5 +419,19 @@ impl StageSpec {
             StageSpec::UpdateStateByKey(_) => "update_state_by_key",
             StageSpec::Unparsed => "unparsed",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Millis;
+
+    #[test]
+    fn durations_parse_and_huge_ones_are_refused_not_wrapped() {
+        let ms = |t: &str| serde_json::from_str::<Millis>(t);
+        assert_eq!(ms(r#""1s""#).unwrap(), Millis(1000));
+        assert_eq!(ms("250").unwrap(), Millis(250));
+        let e = ms(r#""18446744073709552s""#).unwrap_err().to_string();
+        assert!(e.contains("too long"), "{e}");
     }
 }

@@ -30,6 +30,8 @@ pub struct ServerSettings {
     pub requests_concurrent_max: usize,
     /// How long shutdown waits for open connections and running batches.
     pub shutdown_grace_ms: u64,
+    /// UDF instances that may exist at once, all tenants together (the instance pool).
+    pub instances_max: u32,
 }
 
 impl Default for ServerSettings {
@@ -43,6 +45,7 @@ impl Default for ServerSettings {
             request_timeout_ms: 60_000,
             requests_concurrent_max: 512,
             shutdown_grace_ms: 3_000,
+            instances_max: 1_000,
         }
     }
 }

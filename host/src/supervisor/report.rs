@@ -25,6 +25,8 @@ pub struct BatchReport {
     pub total_delay_ms: f64,
     /// Records refused and sent to the dead letters.
     pub dead_letters: u64,
+    /// Warm UDF instances the job holds after the batch, over all its workers.
+    pub warm_instances: usize,
 }
 
 impl BatchReport {

@@ -98,3 +98,19 @@ pub fn chatty(record: Record) -> Result<Record, UdfError> {
     sluice_guest::warn!("warn: {text}");
     Ok(record)
 }
+
+/// Burns CPU: loops as many million times as the record's value says (a well-behaved but slow
+/// UDF, for tests of time limits under load), then passes the record through.
+#[map]
+pub fn burn(record: Record) -> Record {
+    let millions: u64 = std::str::from_utf8(&record.value)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1);
+    let mut x = 0u64;
+    for i in 0..millions.saturating_mul(1_000_000) {
+        x = black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    black_box(x);
+    record
+}
