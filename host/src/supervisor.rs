@@ -17,6 +17,8 @@
 //! ```
 
 pub mod report;
+#[cfg(test)]
+mod tests;
 
 use std::io::Write;
 use std::panic::AssertUnwindSafe;

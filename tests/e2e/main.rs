@@ -6,6 +6,7 @@ mod abi_by_hand;
 mod cache;
 mod cli;
 mod harness;
+mod isolation;
 mod live_sources;
 mod load_errors;
 mod native_parity;

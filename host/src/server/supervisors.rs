@@ -158,12 +158,12 @@ impl JobTable {
         let lane = self.lanes.get(tenant_id, quotas.cpu_workers_max);
         // Admission of instances: what this run may hold at most, next to what the tenant's
         // other runs hold now.
-        let needs = plan.modules().len() * (lane.current_num_threads() + 1);
+        let needs = plan.modules().len() * lane.current_num_threads();
         if budget.used() + needs > budget.max() {
             return Err(super::quotas::exceeded(
                 "instances_max",
                 format!(
-                    "this job may need {needs} warm instances ({} modules x {} workers + 1) and the tenant's running jobs hold {} of {}; stop a job first",
+                    "this job may need {needs} warm instances ({} modules x {} workers) and the tenant's running jobs hold {} of {}; stop a job first",
                     plan.modules().len(),
                     lane.current_num_threads(),
                     budget.used(),
