@@ -144,10 +144,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let module_bytes_max = state.runtime.config().module_bytes_max;
     let settings = state.settings.clone();
     let routes = Router::new()
-        .route(
-            "/api/v1/health",
-            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
+        .route("/api/v1/health", axum::routing::get(openapi::health))
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(tenants::routes())

@@ -11,7 +11,7 @@ use crate::batch::RecordBatch;
 use crate::runtime::{CallLimits, LoadedModule, RecordError, Runtime, UdfError, UdfInstance};
 
 /// What to do with a record a UDF (or built-in) refuses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BadRecordPolicy {
     /// Fail the job with the error and the record.
@@ -37,7 +37,7 @@ pub struct DeadLetter {
 }
 
 /// Records in and out of one stage for one batch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StageCounts {
     /// The stage's name.
     pub stage: String,

@@ -22,6 +22,34 @@ impl fmt::Display for Millis {
     }
 }
 
+impl utoipa::PartialSchema for Millis {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .description(Some("milliseconds")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("a duration such as \"1s\", \"500ms\" or \"5m\"")),
+            )
+            .description(Some("A duration: milliseconds, or text such as \"1s\""))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Millis {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+}
+
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -47,7 +75,7 @@ impl<'de> Deserialize<'de> for Millis {
 }
 
 /// The type of the values a stage produces, for checks and for how sinks print them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueType {
     /// UTF-8 text.
@@ -72,7 +100,7 @@ impl fmt::Display for ValueType {
 }
 
 /// A whole job.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// A name for people.
@@ -98,7 +126,7 @@ pub struct JobSpec {
 }
 
 /// Where records come from.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSpec {
     /// A JSON Lines file: line `k` is a JSON array with batch `k`'s records (Spark's `queueStream`).
@@ -140,11 +168,12 @@ pub enum SourceSpec {
         buffer_records: Option<usize>,
     },
     /// The records of several sources together.
+    #[schema(no_recursion)]
     Union(Vec<SourceSpec>),
 }
 
 /// The generator's line formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GeneratorFormat {
     /// `user_id,timestamp,page`
@@ -158,7 +187,7 @@ pub enum GeneratorFormat {
 }
 
 /// Where results go.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkSpec {
     /// The first records of each batch under a header with the batch time (Spark's `pprint`).
@@ -189,7 +218,7 @@ fn ten() -> usize {
 
 /// A UDF reference: `module@version` (or `module@latest`, or just `module` for a local run) and
 /// a function of it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UdfSpec {
     /// `module@version`, `module@latest` or `module`.
@@ -202,7 +231,7 @@ pub struct UdfSpec {
 }
 
 /// The built-in reducers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BuiltinReducer {
     /// Sum of numbers; has an inverse.
@@ -218,7 +247,7 @@ pub enum BuiltinReducer {
 }
 
 /// How values are folded: a built-in, or a wasm `reduce` UDF.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReduceSpec {
     /// A built-in reducer.
@@ -240,7 +269,7 @@ pub struct ReduceSpec {
 }
 
 /// A window.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
     /// Window length: a multiple of the batch interval.
@@ -251,7 +280,7 @@ pub struct WindowSpec {
 }
 
 /// A windowed reduce.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReduceWindowSpec {
     /// Window length.
@@ -267,7 +296,7 @@ pub struct ReduceWindowSpec {
 }
 
 /// Key filters for windows with an inverse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterName {
     /// Drop keys whose value is the number 0.
@@ -275,7 +304,7 @@ pub enum FilterName {
 }
 
 /// Split a line.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitSpec {
     /// Separator (default: a single space, as Python's `line.split(" ")`).
@@ -291,7 +320,7 @@ fn space() -> String {
 }
 
 /// Split a line at whitespace.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitWhitespaceSpec {
     /// Emit `(piece, 1)` pairs instead of pieces.
@@ -300,7 +329,7 @@ pub struct SplitWhitespaceSpec {
 }
 
 /// A field of a delimited line.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldRef {
     /// Which field, from 0.
@@ -315,7 +344,7 @@ fn comma() -> String {
 }
 
 /// Key by a field.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyBySpec {
     /// Which field, from 0.
@@ -329,7 +358,7 @@ pub struct KeyBySpec {
 }
 
 /// Keep records whose field equals a text.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldEqualsSpec {
     /// Which field, from 0.
@@ -342,12 +371,12 @@ pub struct FieldEqualsSpec {
 }
 
 /// An operation without parameters: `{}`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
 /// One stage.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum StageSpec {
     /// Wasm map UDF.

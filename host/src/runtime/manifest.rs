@@ -4,12 +4,13 @@ use serde::Serialize;
 use sluice_abi::UdfKind;
 
 /// One UDF of a module.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UdfInfo {
     /// The function's name.
     pub name: String,
-    /// Its kind.
+    /// Its kind: `map`, `flat_map`, `filter` or `reduce`.
     #[serde(serialize_with = "kind_str")]
+    #[schema(value_type = String, example = "map")]
     pub kind: UdfKind,
     /// For a reduce: whether the module also exports its inverse (`sluice:inverse:NAME`).
     pub has_inverse: bool,

@@ -80,13 +80,41 @@ pub enum ErrorCode {
     BadQuotas,
 }
 
+/// One problem of a job spec, at its path.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Where in the spec (`stages[2].window.slide`; empty: the whole spec).
+    pub path: String,
+    /// What is wrong, and what to write instead where that helps.
+    pub message: String,
+}
+
+/// What an error answer says.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine code.
+    pub code: ErrorCode,
+    /// What was wrong and what to do, for people.
+    pub message: String,
+    /// For `invalid_spec`: every problem of the spec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<Problem>>,
+}
+
+/// The body of every error answer.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
-    details: Option<serde_json::Value>,
+    problems: Option<Vec<Problem>>,
 }
 
 impl ApiError {
@@ -96,13 +124,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            details: None,
+            problems: None,
         }
     }
 
-    /// The same error with more fields in its `error` object (e.g. a spec's `problems`).
-    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
-        self.details = Some(details);
+    /// The same error with a spec's problems.
+    pub fn with_problems(mut self, problems: Vec<Problem>) -> ApiError {
+        self.problems = Some(problems);
         self
     }
 
@@ -157,12 +185,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
-        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(e)) = (self.details, &mut error) {
-            e.extend(extra);
-        }
-        let body = Json(serde_json::json!({ "error": error }));
-        (self.status, body).into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                problems: self.problems,
+            },
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 

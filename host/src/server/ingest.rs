@@ -9,10 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ErrorCode;
+use super::error::{ErrorBody, ErrorCode};
 use super::jobs::{job_id, tenant_job};
 use super::{ApiError, AppState};
 use crate::source::http::Ingested;
@@ -83,13 +84,58 @@ fn records(json: bool, body: &[u8]) -> Result<Vec<Ingested>, ApiError> {
     }
 }
 
-async fn ingest(
+/// How many records an ingest took.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    /// All the request's records.
+    pub accepted: usize,
+}
+
+/// One record sent as JSON: a text value, or an object with a key and a timestamp.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the JSON form of `IngestItem`
+pub enum IngestJson {
+    /// A value (text).
+    Value(String),
+    /// A record.
+    Record(IngestRecordDoc),
+}
+
+/// A record sent as a JSON object.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the JSON form of `IngestRecord`
+pub struct IngestRecordDoc {
+    /// Its key.
+    key: Option<String>,
+    /// Its value.
+    value: String,
+    /// Its timestamp, ms (default: arrival time).
+    timestamp: Option<i64>,
+}
+
+/// Sends records to a running job with an `http` source: text lines, or a JSON array.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/ingest", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    request_body(content(
+        (String = "text/plain"),
+        (Vec<IngestJson> = "application/json"),
+    )),
+    responses(
+        (status = 202, description = "all records taken; they go into the next batch", body = Accepted),
+        (status = 400, description = "no records, bad JSON, or no http source", body = ErrorBody),
+        (status = 404, description = "no such job", body = ErrorBody),
+        (status = 409, description = "the job does not run", body = ErrorBody),
+        (status = 413, description = "the body is over 16 MiB", body = ErrorBody),
+        (status = 429, description = "the buffer is full or the ingest rate quota spent; nothing taken, retry", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn ingest(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let id = job_id(&id)?;
     tenant_job(&state, caller.id, id).await?;
     let body = body?;
@@ -128,7 +174,7 @@ async fn ingest(
     let max = state.quotas_for(&caller).ingest_records_per_s_max;
     state.ingest_rates.take(id, records.len() as u64, max)?;
     match buffer.offer(records) {
-        Ok(n) => Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n })))),
+        Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(Accepted { accepted }))),
         Err(full) => Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Backpressure,

@@ -9,13 +9,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ErrorCode;
+use super::error::{ErrorBody, ErrorCode, Problem};
 use super::quotas::Quotas;
 use super::{ApiError, AppState, blocking};
 use crate::job::plan::PlannedStage;
+use crate::job::spec::JobSpec;
 use crate::job::{self, ModuleResolver, SpecErrors};
 use crate::registry::{JobRow, StageUdf, VersionRef};
 use crate::runtime::LoadedModule;
@@ -90,17 +92,20 @@ impl ModuleResolver for TenantModules<'_> {
 }
 
 pub(super) fn invalid(errors: SpecErrors) -> ApiError {
-    let problems: Vec<_> = errors
+    let problems = errors
         .0
         .iter()
-        .map(|e| json!({ "path": e.path, "message": e.message }))
+        .map(|e| Problem {
+            path: e.path.clone(),
+            message: e.message.clone(),
+        })
         .collect();
     ApiError::new(
         StatusCode::BAD_REQUEST,
         ErrorCode::InvalidSpec,
         errors.to_string().trim_end(),
     )
-    .with_details(json!({ "problems": problems }))
+    .with_problems(problems)
 }
 
 /// Problems of a spec that only the server has: it reads and writes no files of its host.
@@ -203,17 +208,114 @@ pub(super) fn stage_udfs(plan: &job::JobPlan) -> Vec<StageUdf> {
         .collect()
 }
 
-pub(super) fn view(j: &JobRow) -> serde_json::Value {
-    json!({
-        "id": j.id,
-        "name": j.name,
-        "status": j.status,
-        "last_error": j.last_error,
-        "udfs": j.udfs.iter().map(|(m, v)| json!({ "module": m, "version": v })).collect::<Vec<_>>(),
-        "stage_udfs": j.stage_udfs.iter().map(|s| json!({ "stage": s.stage, "udf": format!("{}@{}", s.module, s.version) })).collect::<Vec<_>>(),
-        "spec": serde_json::from_str::<serde_json::Value>(&j.spec_json).unwrap_or_default(),
-        "created_ms": j.created_ms,
-    })
+/// A module version a job pins.
+#[derive(Serialize, ToSchema)]
+pub struct Pin {
+    /// The module.
+    pub module: String,
+    /// The version.
+    pub version: i64,
+}
+
+/// The module version a UDF stage runs now.
+#[derive(Serialize, ToSchema)]
+pub struct StageVersion {
+    /// The stage's index in `stages`.
+    pub stage: usize,
+    /// `module@version`.
+    pub udf: String,
+}
+
+/// A hot-swap of a job.
+#[derive(Serialize, ToSchema)]
+pub struct SwapView {
+    /// The stage.
+    pub stage: i64,
+    /// `module@version` swapped in.
+    pub udf: String,
+    /// The first batch it ran.
+    pub batch: i64,
+}
+
+/// The run of a job in this process.
+#[derive(Serialize, ToSchema)]
+pub struct RunView {
+    /// `starting`, `running`, `stopping`, `stopped` or `failed`.
+    pub state: String,
+    /// Records refused in this run (dead letters).
+    pub dead_letters_total: u64,
+    /// Dead letters dropped to stay within `dead_letter_bytes_max`.
+    pub dead_letters_dropped: u64,
+}
+
+/// A job.
+#[derive(Serialize, ToSchema)]
+pub struct JobView {
+    /// Its id (never reused).
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// `created`, `starting`, `running`, `stopped` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub last_error: Option<String>,
+    /// The module versions it pins.
+    pub udfs: Vec<Pin>,
+    /// The version each UDF stage runs now (a hot-swap changes it; a restart runs it).
+    pub stage_udfs: Vec<StageVersion>,
+    /// The spec as created.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// When it was created (ms since the epoch).
+    pub created_ms: i64,
+    /// Its hot-swaps (in `GET /jobs/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swaps: Option<Vec<SwapView>>,
+    /// Its run in this process (in `GET /jobs/{id}` only, once it ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunView>,
+}
+
+fn pins(udfs: &[(String, i64)]) -> Vec<Pin> {
+    udfs.iter()
+        .map(|(m, v)| Pin {
+            module: m.clone(),
+            version: *v,
+        })
+        .collect()
+}
+
+pub(super) fn view(j: &JobRow) -> JobView {
+    JobView {
+        id: j.id,
+        name: j.name.clone(),
+        status: j.status.clone(),
+        last_error: j.last_error.clone(),
+        udfs: pins(&j.udfs),
+        stage_udfs: j
+            .stage_udfs
+            .iter()
+            .map(|s| StageVersion {
+                stage: s.stage,
+                udf: format!("{}@{}", s.module, s.version),
+            })
+            .collect(),
+        spec: serde_json::from_str(&j.spec_json).unwrap_or_default(),
+        created_ms: j.created_ms,
+        swaps: None,
+        run: None,
+    }
+}
+
+/// What a valid spec would pin.
+#[derive(Serialize, ToSchema)]
+pub struct Validated {
+    /// Always true (an invalid spec answers 400 with its problems).
+    pub valid: bool,
+    /// The job's name.
+    pub name: String,
+    /// The module versions it would pin.
+    pub udfs: Vec<Pin>,
 }
 
 /// A spec body: UTF-8, not empty.
@@ -229,27 +331,50 @@ fn spec_text(body: Result<String, StringRejection>) -> Result<String, ApiError> 
     Ok(text)
 }
 
-async fn validate(
+/// Checks a job spec against the tenant's modules and quotas without storing it.
+#[utoipa::path(post, path = "/api/v1/jobs/validate", tag = "jobs",
+    request_body(content = JobSpec, content_type = "application/json", description = "the job spec (docs/job-spec.md)"),
+    responses(
+        (status = 200, description = "the spec is valid", body = Validated),
+        (status = 400, description = "every problem of the spec, with its path", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn validate(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     body: Result<String, StringRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Validated>, ApiError> {
     let text = spec_text(body)?;
     let quotas = state.quotas_for(&caller);
     let st = state.clone();
     let (plan, pinned) = blocking(move || check_blocking(&st, caller.id, &text, None, &quotas)).await?;
-    Ok(Json(json!({
-        "valid": true,
-        "name": plan.spec.name,
-        "udfs": pinned.iter().map(|(m, v)| json!({ "module": m, "version": v })).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Validated {
+        valid: true,
+        name: plan.spec.name,
+        udfs: pins(&pinned),
+    }))
 }
 
-async fn create(
+/// Creates a job from its spec, pinning the module versions it names (`@latest` resolves now).
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs",
+    request_body(content = JobSpec, content_type = "application/json", description = "the job spec (docs/job-spec.md)",
+        example = json!({
+            "name": "visits per user", "batch_interval": "1s",
+            "source": { "http": {} },
+            "stages": [ { "key_by": { "field": 0 } }, { "set_value": 1 }, { "reduce_by_key_and_window": { "length": "60s", "reduce": { "builtin": "sum", "inverse": true } } } ],
+            "sink": { "print": {} }
+        })),
+    responses(
+        (status = 201, description = "created", body = JobView),
+        (status = 400, description = "every problem of the spec, with its path", body = ErrorBody),
+        (status = 403, description = "over the quota jobs_max", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     body: Result<String, StringRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let text = spec_text(body)?;
     let quotas = state.quotas_for(&caller);
     let st = state.clone();
@@ -269,9 +394,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&job))))
 }
 
-async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Result<Json<serde_json::Value>, ApiError> {
+/// The tenant's jobs, oldest first.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    responses((status = 200, description = "the jobs", body = Vec<JobView>)),
+    security(("bearer" = [])))]
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<JobView>>, ApiError> {
     let jobs = state.db(move |r| r.list_jobs(caller.id)).await?;
-    Ok(Json(json!(jobs.iter().map(view).collect::<Vec<_>>())))
+    Ok(Json(jobs.iter().map(view).collect()))
 }
 
 /// The tenant's job `id`, or 404 (also when it is another tenant's).
@@ -289,11 +421,19 @@ pub(super) fn job_id(id: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found("job"))
 }
 
-async fn get_one(
+/// A job, with its hot-swaps and its run in this process.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the job", body = JobView),
+        (status = 404, description = "no such job (or another tenant's)", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn get_one(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
     let (job, swaps) = state
         .db(move |r| {
@@ -308,19 +448,37 @@ async fn get_one(
         .await?;
     let job = job.ok_or_else(|| ApiError::not_found("job"))?;
     let mut v = view(&job);
-    v["swaps"] = json!(
+    v.swaps = Some(
         swaps
             .iter()
-            .map(|s| json!({ "stage": s.stage, "udf": format!("{}@{}", s.module, s.version), "batch": s.batch_id }))
-            .collect::<Vec<_>>()
+            .map(|s| SwapView {
+                stage: s.stage,
+                udf: format!("{}@{}", s.module, s.version),
+                batch: s.batch_id,
+            })
+            .collect(),
     );
-    if let Some((state_now, dead)) = state.jobs.with(caller.id, id, |e| (e.state(), e.kept.dead_letters())) {
-        v["run"] = json!({ "state": state_now.word(), "dead_letters_total": dead.1, "dead_letters_dropped": dead.2 });
-    }
+    v.run = state.jobs.with(caller.id, id, |e| {
+        let (_, total, dropped) = e.kept.dead_letters();
+        RunView {
+            state: e.state().word().to_owned(),
+            dead_letters_total: total,
+            dead_letters_dropped: dropped,
+        }
+    });
     Ok(Json(v))
 }
 
-async fn delete(
+/// Deletes a stopped job with everything kept for it.
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such job", body = ErrorBody),
+        (status = 409, description = "the job runs; stop it first", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,

@@ -339,7 +339,13 @@ pub fn render(state: &AppState) -> String {
     out
 }
 
-/// `GET /metrics` (admin token).
+/// Prometheus metrics of the server and its running jobs (admin).
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses(
+        (status = 200, description = "the Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 403, description = "not an admin", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn metrics(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,

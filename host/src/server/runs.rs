@@ -10,12 +10,13 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ErrorCode;
-use super::jobs::{job_id, tenant_job, version_ref, view};
-use super::kept::Kept;
+use super::error::{ErrorBody, ErrorCode};
+use super::jobs::{JobView, job_id, tenant_job, version_ref, view};
+use super::kept::{Kept, KeptDeadLetter};
 use super::{ApiError, AppState, blocking};
 use crate::engine::context::UdfHandle;
 use crate::supervisor::{BatchReport, Command, Swap};
@@ -35,11 +36,23 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/swap", post(swap))
 }
 
-async fn start(
+/// Starts a job: checked again against the tenant's quotas of today, on the UDF versions its
+/// stages run now; answers once the run is past `starting`.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/start", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the job, running (or failed at once)", body = JobView),
+        (status = 400, description = "the spec no longer passes its checks", body = ErrorBody),
+        (status = 403, description = "over a quota (instances_max)", body = ErrorBody),
+        (status = 404, description = "no such job", body = ErrorBody),
+        (status = 409, description = "the job runs or is stopping", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn start(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
     let tenant_id = caller.id;
     let st = state.clone();
@@ -56,11 +69,19 @@ async fn start(
     Ok(Json(view(&job)))
 }
 
-async fn stop(
+/// Stops a job after its batch in flight; answers once it stopped (or after 30 s).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/stop", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the job", body = JobView),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn stop(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
     tenant_job(&state, caller.id, id).await?;
     if let Some(mut watch) = state.jobs.stop(caller.id, id) {
@@ -77,7 +98,15 @@ async fn kept(state: &Arc<AppState>, tenant_id: i64, id: &str) -> Result<Option<
     Ok(state.jobs.with(tenant_id, id, |e| e.kept.clone()))
 }
 
-async fn batches(
+/// The job's recent batch reports, oldest first (bounded by reports_bytes_max).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/batches", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the reports", body = Vec<BatchReport>),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn batches(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
@@ -90,7 +119,16 @@ async fn batches(
     ))
 }
 
-async fn output(
+/// The job's last output records, oldest first (bounded by output_records_max and
+/// output_bytes_max; values over 16 KiB are cut and say so).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/output", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the records", body = Vec<OutputRecord>),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn output(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
@@ -102,23 +140,73 @@ async fn output(
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
-async fn dead_letters(
+/// Refused records of a job's run.
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetters {
+    /// Records refused in this run.
+    pub total: u64,
+    /// Dead letters dropped (oldest first) to stay within dead_letter_bytes_max.
+    pub dropped: u64,
+    /// The dead letters kept, oldest first.
+    pub dead_letters: Vec<KeptDeadLetter>,
+}
+
+/// The records the job refused (under `on_bad_record: skip`), with stage, batch and error.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/dead-letters", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the dead letters", body = DeadLetters),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn dead_letters(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let (letters, total, dropped) = kept(&state, caller.id, &id)
+) -> Result<Json<DeadLetters>, ApiError> {
+    let (dead_letters, total, dropped) = kept(&state, caller.id, &id)
         .await?
         .map(|k| k.dead_letters())
         .unwrap_or_default();
-    Ok(Json(
-        json!({ "total": total, "dropped": dropped, "dead_letters": letters }),
-    ))
+    Ok(Json(DeadLetters {
+        total,
+        dropped,
+        dead_letters,
+    }))
 }
 
+/// An output record.
+#[derive(Serialize, ToSchema)]
+pub struct OutputRecord {
+    /// The batch it came out of.
+    pub batch: u64,
+    /// The batch's time, ms since the epoch.
+    pub time: i64,
+    /// Its key, as text.
+    pub key: Option<String>,
+    /// Its value: a number for numeric streams, else text (cut at 16 KiB).
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// When the value was cut: its full size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_cut_from_bytes: Option<usize>,
+}
+
+/// A swap's answer.
+#[derive(Serialize, ToSchema)]
+pub struct Swapped {
+    /// The stage.
+    pub stage: usize,
+    /// `module@version` it runs now.
+    pub udf: String,
+    /// The first batch the new version processes.
+    pub effective_batch: u64,
+}
+
+/// A hot-swap request.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SwapRequest {
+pub struct SwapRequest {
     /// The stage's index in the spec's `stages`.
     stage: usize,
     /// `module@version` or `module@latest` of the tenant.
@@ -137,12 +225,22 @@ fn not_running(id: i64) -> ApiError {
 /// The new version must have the same function with the same kind; it is checked before
 /// anything changes, and the batch where it took effect is recorded with the stage's new
 /// effective version (which a restart runs).
-async fn swap(
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/swap", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    request_body(content = SwapRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "swapped from `effective_batch` on", body = Swapped),
+        (status = 400, description = "refused before anything changed", body = ErrorBody),
+        (status = 404, description = "no such job", body = ErrorBody),
+        (status = 409, description = "the job does not run", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn swap(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     body: Result<Json<SwapRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Swapped>, ApiError> {
     let id = job_id(&id)?;
     tenant_job(&state, caller.id, id).await?;
     let Json(req) = body?;
@@ -216,15 +314,25 @@ async fn swap(
     state
         .db(move |r| r.record_swap(caller.id, id, stage_index, &module_name, version, batch as i64))
         .await?;
-    Ok(Json(
-        json!({ "stage": req.stage, "udf": label, "effective_batch": batch }),
-    ))
+    Ok(Json(Swapped {
+        stage: req.stage,
+        udf: label,
+        effective_batch: batch,
+    }))
 }
 
 /// The job's output records as they are made, as Server-Sent Events (`event: record`, the
 /// record's JSON as data; `event: lagged` with the number of records a slow reader missed). The
 /// stream ends when the run ends or the server shuts down.
-async fn output_stream(
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/output/stream", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "Server-Sent Events: `record` (a record's JSON) and `lagged` (records missed)", body = String, content_type = "text/event-stream"),
+        (status = 404, description = "no such job", body = ErrorBody),
+        (status = 409, description = "the job does not run", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn output_stream(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
@@ -265,11 +373,18 @@ async fn output_stream(
 
 /// Aggregate figures over the job's recent batches (up to the last 1,000): input and output
 /// records per second of batch time, and mean and maximum processing time and scheduling delay.
-async fn rates(
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/rates", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the figures", body = Rates),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn rates(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Rates>, ApiError> {
     let reports = kept(&state, caller.id, &id)
         .await?
         .map(|k| k.reports())
@@ -277,8 +392,27 @@ async fn rates(
     Ok(Json(rates_of(&reports)))
 }
 
+/// Figures over a job's recent batches.
+#[derive(Serialize, ToSchema)]
+pub struct Rates {
+    /// Batches the figures are over.
+    pub batches: usize,
+    /// Input records per second of batch time.
+    pub input_records_per_s: f64,
+    /// Output records per second of batch time.
+    pub output_records_per_s: f64,
+    /// Mean processing time, ms.
+    pub processing_ms_mean: f64,
+    /// Longest processing time, ms.
+    pub processing_ms_max: f64,
+    /// Mean scheduling delay, ms.
+    pub scheduling_delay_ms_mean: f64,
+    /// Longest scheduling delay, ms.
+    pub scheduling_delay_ms_max: f64,
+}
+
 /// The figures of `rates` over `reports`.
-pub(super) fn rates_of(reports: &[BatchReport]) -> serde_json::Value {
+pub(super) fn rates_of(reports: &[BatchReport]) -> Rates {
     let n = reports.len();
     let span_s = match (reports.first(), reports.last()) {
         (Some(first), Some(last)) if n > 1 => (last.time_ms - first.time_ms) as f64 / 1e3 * n as f64 / (n - 1) as f64,
@@ -288,13 +422,13 @@ pub(super) fn rates_of(reports: &[BatchReport]) -> serde_json::Value {
     let max = |f: fn(&BatchReport) -> f64| reports.iter().map(f).fold(0.0, f64::max);
     let per_s = |total: f64| if span_s > 0.0 { total / span_s } else { 0.0 };
     let mean = |total: f64| if n > 0 { total / n as f64 } else { 0.0 };
-    json!({
-        "batches": n,
-        "input_records_per_s": per_s(sum(|r| r.records_in as f64)),
-        "output_records_per_s": per_s(sum(|r| r.records_out.unwrap_or(0) as f64)),
-        "processing_ms_mean": mean(sum(|r| r.processing_ms)),
-        "processing_ms_max": max(|r| r.processing_ms),
-        "scheduling_delay_ms_mean": mean(sum(|r| r.scheduling_delay_ms)),
-        "scheduling_delay_ms_max": max(|r| r.scheduling_delay_ms),
-    })
+    Rates {
+        batches: n,
+        input_records_per_s: per_s(sum(|r| r.records_in as f64)),
+        output_records_per_s: per_s(sum(|r| r.records_out.unwrap_or(0) as f64)),
+        processing_ms_mean: mean(sum(|r| r.processing_ms)),
+        processing_ms_max: max(|r| r.processing_ms),
+        scheduling_delay_ms_mean: mean(sum(|r| r.scheduling_delay_ms)),
+        scheduling_delay_ms_max: max(|r| r.scheduling_delay_ms),
+    }
 }

@@ -9,19 +9,55 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ErrorCode;
+use super::error::{ErrorBody, ErrorCode};
+use super::quotas::Quotas;
 use super::{ApiError, AppState};
 use crate::registry::Tenant;
 
-#[derive(Deserialize, utoipa::ToSchema)]
+/// A tenant to create.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewTenant {
+pub struct NewTenant {
     /// 1 to 64 characters a-z, 0-9, '-' and '_', starting with a letter.
     name: String,
+}
+
+/// A tenant's id and name.
+#[derive(Serialize, ToSchema)]
+pub struct TenantRef {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+}
+
+/// A created tenant with its first token (shown this once; only its hash is kept).
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    /// The tenant.
+    pub tenant: TenantRef,
+    /// Its API token.
+    pub token: String,
+}
+
+/// A tenant as admins see it.
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Whether it is an admin.
+    pub is_admin: bool,
+    /// Its quotas now: the server's defaults with its overrides.
+    pub quotas: Quotas,
+    /// The quotas set for it alone.
+    #[schema(value_type = Object)]
+    pub quota_overrides: serde_json::Value,
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -38,14 +74,18 @@ fn admin(caller: &Tenant, what: &str) -> Result<(), ApiError> {
     }
 }
 
-fn view(state: &AppState, t: &Tenant) -> serde_json::Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "is_admin": t.is_admin,
-        "quotas": state.quotas_for(t),
-        "quota_overrides": t.quotas_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()).unwrap_or(json!({})),
-    })
+fn view(state: &AppState, t: &Tenant) -> TenantView {
+    TenantView {
+        id: t.id,
+        name: t.name.clone(),
+        is_admin: t.is_admin,
+        quotas: state.quotas_for(t),
+        quota_overrides: t
+            .quotas_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_else(|| serde_json::json!({})),
+    }
 }
 
 fn tenant_id(id: &str) -> Result<i64, ApiError> {
@@ -55,11 +95,21 @@ fn tenant_id(id: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-async fn create(
+/// Creates a tenant (admin).
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants",
+    request_body(content = NewTenant, content_type = "application/json"),
+    responses(
+        (status = 201, description = "created, with its first token", body = CreatedTenant),
+        (status = 400, description = "bad name or body", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 409, description = "the name is taken", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     body: Result<Json<NewTenant>, JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
     admin(&caller, "creating a tenant")?;
     let Json(new) = body?;
     let (tenant, token) = state
@@ -71,21 +121,46 @@ async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "tenant": { "id": tenant.id, "name": tenant.name }, "token": token })),
+        Json(CreatedTenant {
+            tenant: TenantRef {
+                id: tenant.id,
+                name: tenant.name,
+            },
+            token,
+        }),
     ))
 }
 
-async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Result<Json<serde_json::Value>, ApiError> {
+/// Every tenant with its quotas (admin).
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    responses(
+        (status = 200, description = "the tenants", body = Vec<TenantView>),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<TenantView>>, ApiError> {
     admin(&caller, "listing tenants")?;
     let tenants = state.db(|r| r.list_tenants()).await?;
-    Ok(Json(json!(tenants.iter().map(|t| view(&state, t)).collect::<Vec<_>>())))
+    Ok(Json(tenants.iter().map(|t| view(&state, t)).collect()))
 }
 
-async fn get_one(
+/// A tenant with its quotas (admin).
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = i64, Path, description = "the tenant's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the tenant", body = TenantView),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such tenant", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn get_one(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     admin(&caller, "reading a tenant")?;
     let id = tenant_id(&id)?;
     let t = state
@@ -95,14 +170,25 @@ async fn get_one(
     Ok(Json(view(&state, &t)))
 }
 
-/// Sets some of a tenant's quotas; the answer holds its quotas now. Running jobs keep the
-/// quotas they started with; the next start of a job (and every new spec) uses the new ones.
-async fn patch(
+/// Sets some of a tenant's quotas (admin); `null` returns one to the server's default. Running
+/// jobs keep the quotas they started with; new specs and the next start of a job use the new
+/// ones.
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = i64, Path, description = "the tenant's id", minimum = 1)),
+    request_body(content = Quotas, content_type = "application/json", description = "some quotas by name"),
+    responses(
+        (status = 200, description = "the tenant, with its quotas now", body = TenantView),
+        (status = 400, description = "unknown quota names, wrong types, or quotas that could not work", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such tenant", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     admin(&caller, "setting a tenant's quotas")?;
     let id = tenant_id(&id)?;
     let Json(patch) = body?;

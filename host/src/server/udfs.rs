@@ -14,10 +14,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ErrorCode;
+use super::error::{ErrorBody, ErrorCode};
 use super::{ApiError, AppState, blocking};
 use crate::registry::{ModuleQuota, ModuleVersion, VersionRef, check_name};
 
@@ -32,16 +33,46 @@ pub fn routes(module_bytes_max: usize) -> Router<Arc<AppState>> {
         .route("/api/v1/udfs/{name}/{version}/wasm", get(download))
 }
 
-fn view(m: &ModuleVersion) -> serde_json::Value {
-    json!({
-        "name": m.name,
-        "version": m.version,
-        "sha256": m.sha256,
-        "size_bytes": m.size_bytes,
-        "udfs": serde_json::from_str::<serde_json::Value>(&m.manifest_json).unwrap_or_default(),
-        "created_ms": m.created_ms,
-        "artifact_bytes": m.artifact_bytes,
-    })
+/// A UDF a module exports.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ModuleUdf {
+    /// The function's name.
+    pub name: String,
+    /// `map`, `flat_map`, `filter` or `reduce`.
+    pub kind: String,
+    /// For a reduce: whether the module exports its inverse too.
+    pub has_inverse: bool,
+}
+
+/// A module version.
+#[derive(Serialize, ToSchema)]
+pub struct ModuleView {
+    /// Its name.
+    pub name: String,
+    /// 1, 2, ... per name.
+    pub version: i64,
+    /// SHA-256 of the `.wasm`, hex.
+    pub sha256: String,
+    /// Size of the `.wasm`.
+    pub size_bytes: i64,
+    /// The UDFs it exports.
+    pub udfs: Vec<ModuleUdf>,
+    /// When it was uploaded (ms since the epoch).
+    pub created_ms: i64,
+    /// Size of its compiled artifact (counts against compiled_bytes_max).
+    pub artifact_bytes: i64,
+}
+
+fn view(m: &ModuleVersion) -> ModuleView {
+    ModuleView {
+        name: m.name.clone(),
+        version: m.version,
+        sha256: m.sha256.clone(),
+        size_bytes: m.size_bytes,
+        udfs: serde_json::from_str(&m.manifest_json).unwrap_or_default(),
+        created_ms: m.created_ms,
+        artifact_bytes: m.artifact_bytes,
+    }
 }
 
 fn version_ref(v: &str) -> Result<VersionRef, ApiError> {
@@ -101,12 +132,47 @@ fn tenant_compiles(state: &AppState, tenant_id: i64, max: usize) -> Arc<tokio::s
 /// How long an upload waits for its turn to compile before it is refused (retry).
 const COMPILE_QUEUE_WAIT: Duration = Duration::from_secs(20);
 
-async fn upload(
+/// A `.wasm` module as bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents binary bodies
+pub struct Wasm(Vec<u8>);
+
+/// A module upload as a form.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the multipart form
+pub struct WasmForm {
+    /// The `.wasm` file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Uploads a module as the next version of its name: validated, compiled (in a child process
+/// under the tenant's time limit) and checked before it is stored.
+#[utoipa::path(post, path = "/api/v1/udfs/{name}", tag = "udfs",
+    params(
+        ("name" = String, Path, description = "the module's name", pattern = "^[a-z][a-z0-9_-]{0,63}$"),
+    ),
+    request_body(content(
+        (Wasm = "application/wasm"),
+        (Wasm = "application/octet-stream"),
+        (WasmForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, description = "stored", body = ModuleView),
+        (status = 400, description = "the module was refused (the message says why)", body = ErrorBody),
+        (status = 403, description = "over a quota (module_bytes_max, compiled_bytes_max)", body = ErrorBody),
+        (status = 413, description = "over the module size limit", body = ErrorBody),
+        (status = 422, description = "compiling took longer than compile_time_ms_max (or ran out of memory)", body = ErrorBody),
+        (status = 429, description = "the tenant's compile queue is busy; retry", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn upload(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(name): Path<String>,
     request: axum::extract::Request,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<ModuleView>), ApiError> {
     check_name("module", &name)?;
     let bytes = module_bytes(&state, request).await?;
     if bytes.is_empty() {
@@ -172,16 +238,35 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(view(&stored))))
 }
 
-async fn list(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Result<Json<serde_json::Value>, ApiError> {
+/// The tenant's module versions.
+#[utoipa::path(get, path = "/api/v1/udfs", tag = "udfs",
+    responses((status = 200, description = "the versions, by name and version", body = Vec<ModuleView>)),
+    security(("bearer" = [])))]
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<ModuleView>>, ApiError> {
     let modules = state.db(move |r| r.list_modules(caller.id)).await?;
-    Ok(Json(json!(modules.iter().map(view).collect::<Vec<_>>())))
+    Ok(Json(modules.iter().map(view).collect()))
 }
 
-async fn get_one(
+/// A module version.
+#[utoipa::path(get, path = "/api/v1/udfs/{name}/{version}", tag = "udfs",
+    params(
+        ("name" = String, Path, description = "the module's name", pattern = "^[a-z][a-z0-9_-]{0,63}$"),
+        ("version" = String, Path, description = "a version number, or `latest`", pattern = "^([1-9][0-9]{0,17}|latest)$"),
+    ),
+    responses(
+        (status = 200, description = "the version", body = ModuleView),
+        (status = 400, description = "not a version", body = ErrorBody),
+        (status = 404, description = "no such module version", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn get_one(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ModuleView>, ApiError> {
     let wanted = version_ref(&version)?;
     match state.db(move |r| r.module(caller.id, &name, wanted)).await? {
         Some((m, _)) => Ok(Json(view(&m))),
@@ -189,7 +274,19 @@ async fn get_one(
     }
 }
 
-async fn download(
+/// A module version's `.wasm`.
+#[utoipa::path(get, path = "/api/v1/udfs/{name}/{version}/wasm", tag = "udfs",
+    params(
+        ("name" = String, Path, description = "the module's name", pattern = "^[a-z][a-z0-9_-]{0,63}$"),
+        ("version" = String, Path, description = "a version number, or `latest`", pattern = "^([1-9][0-9]{0,17}|latest)$"),
+    ),
+    responses(
+        (status = 200, description = "the module", body = Wasm, content_type = "application/wasm"),
+        (status = 400, description = "not a version", body = ErrorBody),
+        (status = 404, description = "no such module version", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn download(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path((name, version)): Path<(String, String)>,
@@ -201,7 +298,20 @@ async fn download(
     }
 }
 
-async fn delete(
+/// Deletes a module version no job pins (its compiled artifact goes too).
+#[utoipa::path(delete, path = "/api/v1/udfs/{name}/{version}", tag = "udfs",
+    params(
+        ("name" = String, Path, description = "the module's name", pattern = "^[a-z][a-z0-9_-]{0,63}$"),
+        ("version" = String, Path, description = "a version number, or `latest`", pattern = "^([1-9][0-9]{0,17}|latest)$"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "not a version number", body = ErrorBody),
+        (status = 404, description = "no such module version", body = ErrorBody),
+        (status = 409, description = "a job pins it", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path((name, version)): Path<(String, String)>,

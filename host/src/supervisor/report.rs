@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::engine::StageCounts;
 
 /// The figures of one batch.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchReport {
     /// Batch id.
     pub batch_id: u64,
