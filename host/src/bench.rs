@@ -10,6 +10,8 @@
 //!   60 s window sliding 1 s, against the same with a 2 s window;
 //! - a 100 ms interval at 1 million lines/s offered (100k lines a batch): batch time p50/p99.
 
+pub mod isolation;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +30,8 @@ use crate::source::{GeneratorSource, Source};
 pub struct BenchOptions {
     /// Fewer batches per case (noisier).
     pub quick: bool,
+    /// Run the isolation measurements on a real server instead of the engine's.
+    pub isolation: bool,
 }
 
 struct Case {
@@ -125,6 +129,9 @@ fn visits(interval: &str, window: &str, wasm: bool) -> String {
 
 /// Runs the benchmark and prints its tables.
 pub fn run(options: BenchOptions) -> Result<()> {
+    if options.isolation {
+        return isolation::run(options.quick);
+    }
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
     let cores = available_cores();
     let scale = if options.quick { 1 } else { 3 };

@@ -37,6 +37,10 @@ enum Command {
         /// Fewer batches per case: quicker, noisier.
         #[arg(long)]
         quick: bool,
+        /// Measure isolation on a real server instead: a neighbour's batch times alone and
+        /// with another tenant's CPU-bound UDFs, and the RSS of 100 idle jobs.
+        #[arg(long)]
+        isolation: bool,
     },
     /// Serves the platform: the REST API over the SQLite registry in the data directory, with
     /// the jobs that were running when it last stopped.
@@ -237,7 +241,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = match command {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
-        Command::Bench { quick } => sluice::bench::run(sluice::bench::BenchOptions { quick }),
+        Command::Bench { quick, isolation } => sluice::bench::run(sluice::bench::BenchOptions { quick, isolation }),
         Command::Serve(args) => args.options().and_then(sluice::server::serve),
         Command::CompileModule {
             memory_bytes_max,

@@ -155,7 +155,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(layers::method_not_allowed)
         .with_state(state);
-    layers::limits(routes, &settings)
+    layers::limits(
+        routes,
+        &settings,
+        module_bytes_max.max(ingest::INGEST_BYTES_MAX) + (1 << 20),
+    )
 }
 
 /// Where and how to serve.

@@ -73,8 +73,9 @@ async fn json_errors(req: Request, next: Next) -> Response {
     (parts, ApiError::new(status, code, message)).into_response()
 }
 
-/// `routes` with the server's request limits.
-pub fn limits(routes: Router, settings: &ServerSettings) -> Router {
+/// `routes` with the server's request limits. `body_bytes_max` bounds every body (routes take
+/// less: 2 MB for JSON, 16 MiB for ingest, the module limit for uploads).
+pub fn limits(routes: Router, settings: &ServerSettings, body_bytes_max: usize) -> Router {
     let request_time = Duration::from_millis(settings.request_timeout_ms);
     routes
         .layer(
@@ -95,6 +96,7 @@ pub fn limits(routes: Router, settings: &ServerSettings) -> Router {
                     settings.requests_concurrent_max.max(1),
                 )),
         )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_bytes_max))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_time,
