@@ -275,22 +275,30 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
         };
         let drain_state = state.clone();
-        let waits: Arc<Mutex<Vec<_>>> = Arc::default();
-        let waits_in = waits.clone();
+        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        // One grace period from the signal, for the connections and the batches in flight.
+        let drained: Arc<Mutex<Option<(std::time::Instant, Vec<_>)>>> = Arc::default();
+        let drained_in = drained.clone();
         http::serve(listener, router(state.clone()), limits, shutdown_signal(), move || {
             // Stop every job after its batch in flight and end the live streams, so open
             // connections finish and the grace period is not spent waiting for them.
             drain_state.shutdown.send_replace(true);
-            *waits_in.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = drain_state.jobs.shutdown();
+            let waits = drain_state.jobs.shutdown();
+            *drained_in.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((std::time::Instant::now(), waits));
         })
         .await;
-        let waits = std::mem::take(&mut *waits.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let (since, waits) = drained
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| (std::time::Instant::now(), Vec::new()));
         let all = async {
             for mut w in waits {
                 let _ = w.wait_for(|s| s.is_over()).await;
             }
         };
-        if tokio::time::timeout(Duration::from_millis(settings.shutdown_grace_ms), all)
+        if tokio::time::timeout(grace.saturating_sub(since.elapsed()), all)
             .await
             .is_err()
         {

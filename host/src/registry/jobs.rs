@@ -208,14 +208,17 @@ impl Registry {
     }
 
     /// Begins a new run of a tenant's job: its generation goes up by one and its status becomes
-    /// `starting`. Returns the new generation, or `None` if there is no such job.
-    pub fn begin_run(&self, tenant_id: i64, id: i64) -> Result<Option<i64>, RegistryError> {
+    /// `starting`; a start asked for by a person (`fresh`) also clears the count of boots that
+    /// restarted it without progress. Returns the new generation, or `None` if there is no such
+    /// job.
+    pub fn begin_run(&self, tenant_id: i64, id: i64, fresh: bool) -> Result<Option<i64>, RegistryError> {
         Ok(self
             .writer()
             .query_row(
-                "UPDATE jobs SET generation = generation + 1, status = 'starting', last_error = NULL
+                "UPDATE jobs SET generation = generation + 1, status = 'starting', last_error = NULL,
+                    boot_attempts = CASE WHEN ?3 THEN 0 ELSE boot_attempts END
                  WHERE tenant_id = ?1 AND id = ?2 RETURNING generation",
-                params![tenant_id, id],
+                params![tenant_id, id, fresh],
                 |r| r.get(0),
             )
             .optional()?)
@@ -395,8 +398,8 @@ mod run_tests {
         let r = Registry::open(&dir.path().join("registry.db")).unwrap();
         let a = r.create_tenant("acme", false).unwrap();
         let job = r.create_job(a.id, "j", "{}", &[], &[], 10).unwrap();
-        let old = r.begin_run(a.id, job.id).unwrap().unwrap();
-        let new = r.begin_run(a.id, job.id).unwrap().unwrap();
+        let old = r.begin_run(a.id, job.id, false).unwrap().unwrap();
+        let new = r.begin_run(a.id, job.id, false).unwrap().unwrap();
         assert_eq!(new, old + 1);
         assert!(r.set_run_status(job.id, new, "running", None).unwrap());
         assert!(
@@ -404,7 +407,11 @@ mod run_tests {
             "the old run is ignored"
         );
         assert_eq!(r.job(a.id, job.id).unwrap().unwrap().status, "running");
-        assert_eq!(r.begin_run(a.id + 1, job.id).unwrap(), None, "another tenant's job");
+        assert_eq!(
+            r.begin_run(a.id + 1, job.id, false).unwrap(),
+            None,
+            "another tenant's job"
+        );
     }
 
     #[test]
@@ -433,11 +440,24 @@ mod run_tests {
         let r = Registry::open(&dir.path().join("registry.db")).unwrap();
         let a = r.create_tenant("acme", false).unwrap();
         let job = r.create_job(a.id, "j", "{}", &[], &[], 10).unwrap();
-        let generation = r.begin_run(a.id, job.id).unwrap().unwrap();
+        let generation = r.begin_run(a.id, job.id, false).unwrap().unwrap();
         assert_eq!(r.jobs_to_resume().unwrap()[0].boot_attempts, 0);
         assert_eq!(r.count_boot_attempt(job.id).unwrap(), 1);
         assert_eq!(r.count_boot_attempt(job.id).unwrap(), 2);
         r.run_made_progress(job.id, generation).unwrap();
         assert_eq!(r.jobs_to_resume().unwrap()[0].boot_attempts, 0);
+        r.count_boot_attempt(job.id).unwrap();
+        r.begin_run(a.id, job.id, false).unwrap();
+        assert_eq!(
+            r.jobs_to_resume().unwrap()[0].boot_attempts,
+            1,
+            "a boot's start keeps the count"
+        );
+        r.begin_run(a.id, job.id, true).unwrap();
+        assert_eq!(
+            r.jobs_to_resume().unwrap()[0].boot_attempts,
+            0,
+            "a person's start clears it"
+        );
     }
 }

@@ -171,6 +171,11 @@ impl DiskCache {
         let mut found = Vec::new();
         for entry in fs::read_dir(dir)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                // Left by a process that died while writing it.
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
             let Some(hash) = name
                 .strip_suffix(&format!("-{engine_tag}.cwasm"))
                 .and_then(|h| hex::decode(h).ok())
@@ -253,7 +258,9 @@ impl DiskCache {
         let tag = self.tag(&bytes).finalize().into_bytes();
         bytes.extend_from_slice(&tag);
         let path = self.path(sha256);
-        let tmp = path.with_extension("tmp");
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
         fs::write(&tmp, &bytes)?;
         fs::rename(&tmp, &path)?;
         {

@@ -98,6 +98,8 @@ fn in_child(
     let errors = std::thread::spawn(move || {
         let mut out = Vec::new();
         let _ = stderr.by_ref().take(4096).read_to_end(&mut out);
+        // Keep draining, so the child never fails on a closed pipe.
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         out
     });
     let limit = Duration::from_millis(time_ms_max);
@@ -110,7 +112,11 @@ fn in_child(
                 return Err(LoadError::CompileTimeout { limit_ms: time_ms_max });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(LoadError::CompilerDied(format!("waiting for the compiler failed: {e}"))),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LoadError::CompilerDied(format!("waiting for the compiler failed: {e}")));
+            }
         }
     };
     let _ = writer.join();

@@ -9,12 +9,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{CallLimits, LoadedModule, Runtime, UdfError, UdfInstance};
 
-/// How many instances a tenant's jobs may hold at once (quota `instances_max`), shared by all
-/// of its pipelines and workers.
+/// How many instances may exist at once. A tenant has one (quota `instances_max`); each of its
+/// runs reserves from it, when it starts, what its workers may hold, so a run that started can
+/// never be refused an instance because of another run.
 #[derive(Debug)]
 pub struct InstanceBudget {
     used: AtomicUsize,
     max: usize,
+    /// A reservation: given back to this budget when dropped.
+    parent: Option<Arc<InstanceBudget>>,
 }
 
 impl InstanceBudget {
@@ -23,7 +26,23 @@ impl InstanceBudget {
         Arc::new(InstanceBudget {
             used: AtomicUsize::new(0),
             max,
+            parent: None,
         })
+    }
+
+    /// Takes `n` instances of this budget as a budget of their own (a run's), given back when
+    /// it is dropped; `None` if fewer than `n` are left.
+    pub fn reserve(self: &Arc<Self>, n: usize) -> Option<Arc<InstanceBudget>> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= self.max)
+            })
+            .ok()?;
+        Some(Arc::new(InstanceBudget {
+            used: AtomicUsize::new(0),
+            max: n,
+            parent: Some(self.clone()),
+        }))
     }
 
     /// No limit (local runs, tests).
@@ -46,6 +65,14 @@ impl InstanceBudget {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
             .ok()
             .map(|_| Lease(self.clone()))
+    }
+}
+
+impl Drop for InstanceBudget {
+    fn drop(&mut self) {
+        if let Some(parent) = &self.parent {
+            parent.used.fetch_sub(self.max, Ordering::AcqRel);
+        }
     }
 }
 
@@ -129,6 +156,19 @@ impl WarmInstances {
 #[cfg(test)]
 mod tests {
     use super::InstanceBudget;
+
+    #[test]
+    fn a_reservation_counts_against_its_parent_until_dropped() {
+        let tenant = InstanceBudget::new(5);
+        let run = tenant.reserve(3).unwrap();
+        assert!(tenant.reserve(3).is_none(), "only 2 left");
+        let leases: Vec<_> = (0..3).map(|_| run.lease().unwrap()).collect();
+        assert!(run.lease().is_none(), "a run holds at most what it reserved");
+        drop(leases);
+        drop(run);
+        assert_eq!(tenant.used(), 0);
+        assert!(tenant.reserve(5).is_some());
+    }
 
     #[test]
     fn a_budget_leases_up_to_its_max_and_takes_leases_back() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::AppState;
-use crate::registry::{ModuleQuota, StageUdf};
+use crate::registry::StageUdf;
 
 /// The demo job: the seed's scenario 1 on generated visits.
 const DEMO_JOB: &str = r#"{
@@ -43,20 +43,16 @@ pub fn seed_once(state: &Arc<AppState>, data_dir: &Path) -> Result<()> {
     let token = state.registry.issue_token(tenant.id)?;
     write_private(&data_dir.join("demo-token"), token.as_bytes())?;
     let checked = state.runtime.check("examples@1", sluice_udf_artifacts::EXAMPLES)?;
-    let manifest = serde_json::to_string(&checked.module.manifest().udfs)?;
     let quotas = state.quotas_for(&tenant);
-    state.registry.add_module_version(
+    super::udfs::store_checked(
+        state,
         tenant.id,
         "examples",
         sluice_udf_artifacts::EXAMPLES,
-        &manifest,
-        checked.artifact_bytes as i64,
-        ModuleQuota {
-            module_bytes_max: quotas.module_bytes_max,
-            compiled_bytes_max: quotas.compiled_bytes_max,
-        },
-    )?;
-    state.runtime.keep(checked);
+        checked,
+        &quotas,
+    )
+    .map_err(|e| anyhow::anyhow!("storing the example UDFs failed: {e:?}"))?;
     let (plan, pins) = super::jobs::check_blocking(state, tenant.id, DEMO_JOB, None, &quotas)
         .map_err(|e| anyhow::anyhow!("the demo job does not check: {e:?}"))?;
     let stage_udfs: Vec<StageUdf> = super::jobs::stage_udfs(&plan);

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use super::auth::Caller;
 use super::error::{ErrorBody, ErrorCode};
 use super::jobs::{job_id, tenant_job};
 use super::{ApiError, AppState};
-use crate::source::http::Ingested;
+use crate::source::http::{Full, Ingested};
 
 /// Largest ingest request body.
 pub const INGEST_BYTES_MAX: usize = 16 << 20;
@@ -133,12 +133,10 @@ pub(super) async fn ingest(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let id = job_id(&id)?;
     tenant_job(&state, caller.id, id).await?;
-    let body = body?;
     let buffer = state
         .jobs
         .with(caller.id, id, |e| {
@@ -159,10 +157,27 @@ pub(super) async fn ingest(
             format!("job {id} does not read from an `http` source"),
         ));
     };
+    let headers = request.headers();
     let json = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    // A body larger than the room left is refused without being kept: it is read and thrown
+    // away chunk by chunk (so the client gets its answer), and a full buffer costs the server
+    // no memory, however much is sent at it.
+    let length: Option<usize> = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if let Some(length) = length
+        && length > buffer.room().free_bytes
+    {
+        use futures_util::StreamExt;
+        let mut chunks = request.into_body().into_data_stream();
+        while let Some(Ok(_)) = chunks.next().await {}
+        return Err(full(id, buffer.room()));
+    }
+    let body = axum::body::Bytes::from_request(request, &state).await?;
     let records = records(json, &body)?;
     if records.is_empty() {
         return Err(ApiError::new(
@@ -175,13 +190,18 @@ pub(super) async fn ingest(
     state.ingest_rates.take(id, records.len() as u64, max)?;
     match buffer.offer(records) {
         Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(Accepted { accepted }))),
-        Err(full) => Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Backpressure,
-            format!(
-                "job {id}'s buffer can take {} more records of {} and {} more bytes of {} (source_buffer_bytes_max; it empties at every batch); nothing was taken: retry, or send fewer records at a time",
-                full.free, full.capacity, full.free_bytes, full.bytes_max
-            ),
-        )),
+        Err(room) => Err(full(id, room)),
     }
+}
+
+/// 429: the job's buffer cannot take the request.
+fn full(id: i64, room: Full) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Backpressure,
+        format!(
+            "job {id}'s buffer can take {} more records of {} and {} more bytes of {} (source_buffer_bytes_max; it empties at every batch); nothing was taken: retry, or send fewer records at a time",
+            room.free, room.capacity, room.free_bytes, room.bytes_max
+        ),
+    )
 }

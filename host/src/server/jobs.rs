@@ -484,18 +484,22 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = job_id(&id)?;
-    let job = tenant_job(&state, caller.id, id).await?;
-    if state.jobs.is_live(job.id) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::Running,
-            format!("job {id} is running; stop it first (POST /api/v1/jobs/{id}/stop)"),
-        ));
-    }
-    if state.db(move |r| r.delete_job(caller.id, id)).await? {
-        // Everything kept for it in this process goes with it.
-        state.jobs.forget(id);
-        state.ingest_rates.forget(id);
+    tenant_job(&state, caller.id, id).await?;
+    // Held from here to the row's deletion: no start of it can begin in between.
+    let st = state.clone();
+    let deleted = blocking(move || {
+        let guard = st.jobs.hold_for_delete(id)?;
+        if st.registry.delete_job(caller.id, id)? {
+            // Everything kept for it in this process goes with it.
+            guard.deleted();
+            st.ingest_rates.forget(id);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    })
+    .await?;
+    if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("job"))

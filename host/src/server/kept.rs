@@ -22,6 +22,9 @@ use crate::supervisor::{BatchReport, DeadLetterSink};
 pub const RECORD_TEXT_MAX: usize = 16 << 10;
 /// Records a slow live reader may fall behind by before it is told it lagged.
 const LIVE_CHANNEL_RECORDS: usize = 256;
+/// The largest record (as JSON text) the live channel carries: with the channel's slots, what a
+/// stalled reader holds stays under 16 MiB per job.
+const LIVE_RECORD_BYTES_MAX: usize = 64 << 10;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -203,8 +206,16 @@ impl Sink for KeptSink {
                 v["value"] = short.into();
                 v["value_cut_from_bytes"] = total.into();
             }
+            if let Some(key) = v["key"].as_str().filter(|k| k.len() > RECORD_TEXT_MAX) {
+                let (short, _) = cut(key, RECORD_TEXT_MAX);
+                let total = key.len();
+                v["key"] = short.into();
+                v["key_cut_from_bytes"] = total.into();
+            }
             let text: Arc<str> = v.to_string().into();
-            if let Some(tx) = &live {
+            // JSON escapes can make a cut record a few times larger: the live channel (whose
+            // slots a slow reader keeps) takes only records within the bound.
+            if let Some(tx) = live.as_ref().filter(|_| text.len() <= LIVE_RECORD_BYTES_MAX) {
                 let _ = tx.send(text.clone());
             }
             made.push(text);

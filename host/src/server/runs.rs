@@ -56,7 +56,7 @@ pub(super) async fn start(
     let id = job_id(&id)?;
     let tenant_id = caller.id;
     let st = state.clone();
-    blocking(move || st.jobs.start(&st, &caller, id)).await?;
+    blocking(move || st.jobs.start(&st, &caller, id, false)).await?;
     // Answer once the run is past `starting` (running, or failed at once).
     if let Some(mut watch) = state.jobs.with(tenant_id, id, |e| e.watch()) {
         let _ = tokio::time::timeout(
@@ -84,7 +84,7 @@ pub(super) async fn stop(
 ) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
     tenant_job(&state, caller.id, id).await?;
-    if let Some(mut watch) = state.jobs.stop(caller.id, id) {
+    if let Some(mut watch) = state.jobs.stop(caller.id, id)? {
         let _ = tokio::time::timeout(STOP_WAIT, watch.wait_for(|s| s.is_over())).await;
     }
     let job = tenant_job(&state, caller.id, id).await?;

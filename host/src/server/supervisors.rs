@@ -89,14 +89,20 @@ impl JobTable {
         self.lanes.active()
     }
 
-    /// Forgets a deleted job (its run is over).
-    pub fn forget(&self, id: i64) {
-        lock(&self.jobs).remove(&id);
-    }
-
-    /// Whether job `id` has a run that is not over.
-    pub fn is_live(&self, id: i64) -> bool {
-        lock(&self.starting).contains(&id) || lock(&self.jobs).get(&id).is_some_and(|e| !e.state().is_over())
+    /// Holds job `id` for its deletion: `409` if a run of it is on or starting; while the
+    /// guard lives no start of it begins, and dropping the guard forgets what was kept of it.
+    pub fn hold_for_delete(&self, id: i64) -> Result<DeleteGuard<'_>, ApiError> {
+        let mut starting = lock(&self.starting);
+        let live = starting.contains(&id) || lock(&self.jobs).get(&id).is_some_and(|e| !e.state().is_over());
+        if live {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Running,
+                format!("job {id} is running; stop it first (POST /api/v1/jobs/{id}/stop)"),
+            ));
+        }
+        starting.insert(id);
+        Ok(DeleteGuard { table: self, id })
     }
 
     fn budget(&self, tenant_id: i64, max: usize) -> Arc<InstanceBudget> {
@@ -113,7 +119,13 @@ impl JobTable {
     /// Starts a tenant's job (blocking: call off the async workers). The spec is checked again
     /// now, with the effective UDF versions and the tenant's quotas of today; `409` if a run of
     /// it is not over, `503` once the server shuts down.
-    pub fn start(&self, state: &Arc<AppState>, tenant: &crate::registry::Tenant, id: i64) -> Result<(), ApiError> {
+    pub fn start(
+        &self,
+        state: &Arc<AppState>,
+        tenant: &crate::registry::Tenant,
+        id: i64,
+        at_boot: bool,
+    ) -> Result<(), ApiError> {
         let quotas = state.quotas_for(tenant);
         let job = state
             .registry
@@ -140,7 +152,7 @@ impl JobTable {
             }
             starting.insert(id);
         }
-        let started = self.start_reserved(state, tenant.id, &job, &quotas);
+        let started = self.start_reserved(state, tenant.id, &job, &quotas, at_boot);
         lock(&self.starting).remove(&id);
         started
     }
@@ -151,29 +163,30 @@ impl JobTable {
         tenant_id: i64,
         job: &JobRow,
         quotas: &Quotas,
+        at_boot: bool,
     ) -> Result<(), ApiError> {
         let id = job.id;
         let (plan, _) = check_blocking(state, tenant_id, &effective_spec(job), Some(job.udfs.clone()), quotas)?;
-        let budget = self.budget(tenant_id, quotas.instances_max);
+        let tenant_budget = self.budget(tenant_id, quotas.instances_max);
         let lane = self.lanes.get(tenant_id, quotas.cpu_workers_max);
-        // Admission of instances: what this run may hold at most, next to what the tenant's
-        // other runs hold now.
+        // Admission of instances: the run reserves what its workers may hold at most (one
+        // instance per module and worker thread), so no other run can take them from it.
         let needs = plan.modules().len() * lane.current_num_threads();
-        if budget.used() + needs > budget.max() {
+        let Some(budget) = tenant_budget.reserve(needs) else {
             return Err(super::quotas::exceeded(
                 "instances_max",
                 format!(
-                    "this job may need {needs} warm instances ({} modules x {} workers) and the tenant's running jobs hold {} of {}; stop a job first",
+                    "this job may need {needs} warm instances ({} modules x {} workers) and the tenant's running jobs reserve {} of {}; stop a job first",
                     plan.modules().len(),
                     lane.current_num_threads(),
-                    budget.used(),
-                    budget.max()
+                    tenant_budget.used(),
+                    tenant_budget.max()
                 ),
             ));
-        }
+        };
         let generation = state
             .registry
-            .begin_run(tenant_id, id)?
+            .begin_run(tenant_id, id, !at_boot)?
             .ok_or_else(|| ApiError::not_found("job"))?;
         let kept = Kept::new(quotas);
         let stages = plan
@@ -233,7 +246,13 @@ impl JobTable {
             build,
             observer,
         );
-        lock(&self.jobs).insert(
+        let mut jobs = lock(&self.jobs);
+        if self.shutting_down.load(Ordering::SeqCst) {
+            // The server began shutting down while this run was starting: it ends with the
+            // others (and stays `running`, to be resumed).
+            handle.send(Command::Shutdown);
+        }
+        jobs.insert(
             id,
             Entry {
                 tenant_id,
@@ -247,15 +266,25 @@ impl JobTable {
     }
 
     /// Asks a tenant's job to stop after its batch in flight; the receiver sees the run end.
-    /// `None` if no run of it is on.
-    pub fn stop(&self, tenant_id: i64, id: i64) -> Option<tokio::sync::watch::Receiver<JobState>> {
+    /// `None` if no run of it is on; `409` while it is being started.
+    pub fn stop(&self, tenant_id: i64, id: i64) -> Result<Option<tokio::sync::watch::Receiver<JobState>>, ApiError> {
+        let starting = lock(&self.starting);
         let jobs = lock(&self.jobs);
-        let e = jobs.get(&id).filter(|e| e.tenant_id == tenant_id)?;
+        if starting.contains(&id) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Running,
+                format!("job {id} is being started (or deleted); stop it once it runs"),
+            ));
+        }
+        let Some(e) = jobs.get(&id).filter(|e| e.tenant_id == tenant_id) else {
+            return Ok(None);
+        };
         if e.state().is_over() {
-            return None;
+            return Ok(None);
         }
         e.handle.send(Command::Stop);
-        Some(e.handle.watch())
+        Ok(Some(e.handle.watch()))
     }
 
     /// Sends a command to a tenant's running job; `false` if no run of it is on.
@@ -307,7 +336,7 @@ impl JobTable {
             let Some(tenant) = state.registry.tenant(job.tenant_id)? else {
                 continue;
             };
-            let started = self.start(state, &tenant, job.id);
+            let started = self.start(state, &tenant, job.id, true);
             if started.is_ok() {
                 // The API answers once the resumed jobs are past `starting`.
                 let watch = self.with(tenant.id, job.id, |e| e.watch());
@@ -330,6 +359,25 @@ impl JobTable {
             }
         }
         Ok(())
+    }
+}
+
+/// A job held for its deletion (see `JobTable::hold_for_delete`).
+pub struct DeleteGuard<'a> {
+    table: &'a JobTable,
+    id: i64,
+}
+
+impl DeleteGuard<'_> {
+    /// The job was deleted: everything kept for it in this process goes too.
+    pub fn deleted(self) {
+        lock(&self.table.jobs).remove(&self.id);
+    }
+}
+
+impl Drop for DeleteGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.table.starting).remove(&self.id);
     }
 }
 

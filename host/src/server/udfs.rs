@@ -118,6 +118,33 @@ async fn module_bytes(state: &Arc<AppState>, request: axum::extract::Request) ->
     ))
 }
 
+/// Stores a checked module as the next version of `name` (its quotas checked again in the
+/// insert's transaction, so concurrent uploads cannot pass them together), then keeps it in the
+/// compile cache: only a stored module is kept. Blocking.
+pub(super) fn store_checked(
+    state: &AppState,
+    tenant_id: i64,
+    name: &str,
+    wasm: &[u8],
+    checked: crate::runtime::Checked,
+    quotas: &super::quotas::Quotas,
+) -> Result<ModuleVersion, ApiError> {
+    let manifest = serde_json::to_string(&checked.module.manifest().udfs).expect("a manifest serializes");
+    let stored = state.registry.add_module_version(
+        tenant_id,
+        name,
+        wasm,
+        &manifest,
+        checked.artifact_bytes as i64,
+        ModuleQuota {
+            module_bytes_max: quotas.module_bytes_max,
+            compiled_bytes_max: quotas.compiled_bytes_max,
+        },
+    )?;
+    state.runtime.keep(checked);
+    Ok(stored)
+}
+
 /// The tenant's compile queue.
 fn tenant_compiles(state: &AppState, tenant_id: i64, max: usize) -> Arc<tokio::sync::Semaphore> {
     let mut m = state
@@ -214,25 +241,12 @@ pub(super) async fn upload(
         .map_err(|e| ApiError::internal("the compile queue", e))?;
     let st = state.clone();
     let stored = blocking(move || {
+        // The permits go with the compile: a client that hangs up does not free its place.
+        let _permits = (_mine, _all);
         let checked = st
             .runtime
             .check_within(&format!("{name}@upload"), &bytes, Some(quotas.compile_time_ms_max))?;
-        let manifest = serde_json::to_string(&checked.module.manifest().udfs).expect("a manifest serializes");
-        // The quotas are checked again in the insert's transaction: concurrent uploads cannot
-        // pass them together. Only a stored module is kept in the compile cache.
-        let stored = st.registry.add_module_version(
-            caller.id,
-            &name,
-            &bytes,
-            &manifest,
-            checked.artifact_bytes as i64,
-            ModuleQuota {
-                module_bytes_max: quotas.module_bytes_max,
-                compiled_bytes_max: quotas.compiled_bytes_max,
-            },
-        )?;
-        st.runtime.keep(checked);
-        Ok(stored)
+        store_checked(&st, caller.id, &name, &bytes, checked, &quotas)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view(&stored))))
@@ -323,23 +337,23 @@ pub(super) async fn delete(
             "delete a version by its number, not `latest`",
         ));
     };
-    let deleted = state
-        .db(move |r| {
-            let Some(sha) = r.delete_module_version(caller.id, &name, v)? else {
-                return Ok(None);
-            };
-            // Its compiled artifact goes too, unless some tenant stores the same bytes.
-            let kept = r.module_hash_stored(&sha)?;
-            Ok(Some((sha, kept)))
-        })
-        .await?;
-    match deleted {
-        Some((sha, still_stored)) => {
-            if !still_stored && let Some(hash) = hex::decode(&sha).ok().and_then(|h| <[u8; 32]>::try_from(h).ok()) {
-                state.runtime.forget(&hash);
-            }
-            Ok(StatusCode::NO_CONTENT)
+    let st = state.clone();
+    let deleted = blocking(move || {
+        let Some(sha) = st.registry.delete_module_version(caller.id, &name, v)? else {
+            return Ok(false);
+        };
+        // Its compiled artifact goes too, unless some tenant stores the same bytes.
+        if !st.registry.module_hash_stored(&sha)?
+            && let Some(hash) = hex::decode(&sha).ok().and_then(|h| <[u8; 32]>::try_from(h).ok())
+        {
+            st.runtime.forget(&hash);
         }
-        None => Err(ApiError::not_found("module version")),
+        Ok(true)
+    })
+    .await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("module version"))
     }
 }

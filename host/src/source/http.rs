@@ -83,6 +83,17 @@ impl IngestBuffer {
         Ok(n)
     }
 
+    /// What the buffer can take now: `(records, bytes)`.
+    pub fn room(&self) -> Full {
+        let q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Full {
+            free: self.capacity - q.0.len(),
+            capacity: self.capacity,
+            free_bytes: self.bytes_max.saturating_sub(q.1),
+            bytes_max: self.bytes_max,
+        }
+    }
+
     fn drain(&self) -> Vec<(Ingested, i64)> {
         let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         q.1 = 0;
