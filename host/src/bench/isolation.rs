@@ -170,6 +170,34 @@ fn processing_after(s: &Server, token: &str, id: i64, after: u64, span: Duration
     Ok((times, last))
 }
 
+/// What compiling in a child process costs: the example module checked in this process and in
+/// a child, median of `n` each (`check` compiles every time: it keeps nothing).
+fn compile_cost(n: usize) -> Result<(f64, f64)> {
+    use crate::runtime::{CompilerMode, Runtime, RuntimeConfig};
+    let mut medians = Vec::new();
+    for compiler in [
+        CompilerMode::InProcess,
+        CompilerMode::ChildProcess {
+            exe: std::env::current_exe()?,
+            time_ms_max: 60_000,
+            memory_bytes_max: 2 << 30,
+        },
+    ] {
+        let runtime = Runtime::new(RuntimeConfig {
+            compiler,
+            ..RuntimeConfig::default()
+        })?;
+        let mut times = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            runtime.check("examples@1", sluice_udf_artifacts::EXAMPLES)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        medians.push(percentiles(times).0);
+    }
+    Ok((medians[0], medians[1]))
+}
+
 /// Runs the isolation measurements and prints them.
 pub fn run(quick: bool) -> Result<()> {
     let span = Duration::from_secs(if quick { 8 } else { 20 });
@@ -277,6 +305,13 @@ pub fn run(quick: bool) -> Result<()> {
         "server RSS: {before:.1} MiB with no job running, {after:.1} MiB with 100 idle jobs running ({:.2} MiB a job; 100 creates and starts took {:.1} s)",
         (after - before) / 100.0,
         started.as_secs_f64()
+    );
+    drop(s);
+    let (inside, child) = compile_cost(if quick { 3 } else { 9 })?;
+    println!(
+        "compiling the example module ({} KiB): {inside:.0} ms in this process, {child:.0} ms in a killable child process ({:.2}x)",
+        sluice_udf_artifacts::EXAMPLES.len() >> 10,
+        child / inside
     );
     Ok(())
 }
