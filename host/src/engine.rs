@@ -18,6 +18,9 @@ pub mod pipeline;
 #[cfg(test)]
 mod pipeline_tests;
 pub mod reducer;
+pub mod state;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod testing;
 pub mod workers;

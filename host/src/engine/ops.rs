@@ -15,6 +15,7 @@ pub use window::Window;
 
 use super::EngineError;
 use super::context::StageContext;
+use super::state::{StateDelta, StateError, StoredState};
 use crate::batch::RecordBatch;
 
 /// A stage of a job.
@@ -41,11 +42,37 @@ pub trait Operator: Send {
         None
     }
 
+    /// For a stateful operator: what its state is, recorded with a checkpoint so that a restore
+    /// only reads state into an operator of the same kind and shape.
+    fn state_kind(&self) -> Option<StateKind> {
+        None
+    }
+
+    /// What changed in its state since the last snapshot (everything when `full`).
+    fn snapshot(&mut self, _full: bool) -> StateDelta {
+        StateDelta::default()
+    }
+
+    /// Rebuilds its state from what a checkpoint stored.
+    fn restore(&mut self, _state: StoredState) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// Replaces the UDF this stage calls (hot-swap, between batches) and gives back the one it
     /// called; `None` for stages that call no UDF of their own.
     fn swap_udf(&mut self, _udf: crate::engine::context::UdfHandle) -> Option<crate::engine::context::UdfHandle> {
         None
     }
+}
+
+/// What a stateful operator's state is: a description of its kind and shape (window length,
+/// slide, reducer, ...) and the format version of its stored blobs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateKind {
+    /// The kind and shape, e.g. `reduce_by_key_and_window length=60000 slide=1000 ...`.
+    pub shape: String,
+    /// The format version of its stored state.
+    pub format: u32,
 }
 
 /// A stage that treats each record on its own, so parts of a batch can run in parallel and be

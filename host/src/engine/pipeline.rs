@@ -76,6 +76,40 @@ impl Pipeline {
         true
     }
 
+    /// Its stateful stages, by name, with what their state is.
+    pub fn state_kinds(&self) -> Vec<(String, super::ops::StateKind)> {
+        self.stages
+            .iter()
+            .filter_map(|s| s.op.state_kind().map(|k| (s.name.clone(), k)))
+            .collect()
+    }
+
+    /// What changed in each stateful stage's state since the last snapshot (everything when
+    /// `full`), by stage name.
+    pub fn snapshot(&mut self, full: bool) -> Vec<(String, super::state::StateDelta)> {
+        self.stages
+            .iter_mut()
+            .filter(|s| s.op.state_kind().is_some())
+            .map(|s| (s.name.clone(), s.op.snapshot(full)))
+            .collect()
+    }
+
+    /// Restores each stateful stage from its stored state (by stage name; a stage without one
+    /// starts empty).
+    pub fn restore(
+        &mut self,
+        mut states: std::collections::HashMap<String, super::state::StoredState>,
+    ) -> Result<(), super::state::StateError> {
+        for s in &mut self.stages {
+            if s.op.state_kind().is_some() {
+                let state = states.remove(&s.name).unwrap_or_default();
+                s.op.restore(state)
+                    .map_err(|e| super::state::StateError(format!("{}: {}", s.name, e.0)))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Warm instances this pipeline holds, over all workers.
     pub fn warm_instances(&self) -> usize {
         self.workers

@@ -96,6 +96,15 @@ fn pair(v: &[u8]) -> Result<(i64, i64), String> {
 }
 
 impl Reducer {
+    /// What its partials are, for checkpoints: the built-in's name, or `udf:FUNCTION` (any
+    /// version of the same function reads the same partials).
+    pub fn state_name(&self) -> String {
+        match self {
+            Reducer::Builtin { builtin, .. } => format!("{builtin:?}").to_lowercase(),
+            Reducer::Wasm { udf, .. } => format!("udf:{}", udf.function),
+        }
+    }
+
     /// Whether it has an inverse (sliding windows can subtract what leaves).
     pub fn has_inverse(&self) -> bool {
         match self {

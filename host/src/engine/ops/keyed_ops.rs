@@ -1,12 +1,13 @@
 //! Per-batch keyed stages (`reduce_by_key`, `count_by_value`) and the stateful
 //! `update_state_by_key`.
 
-use super::Operator;
+use super::{Operator, StateKind};
 use crate::batch::RecordBatch;
 use crate::engine::EngineError;
 use crate::engine::context::StageContext;
 use crate::engine::keyed::{KeyedMap, combine, reduce_by_key, to_batch};
 use crate::engine::reducer::{Builtin, Reducer};
+use crate::engine::state::{DirtyKeys, StateDelta, StateError, StoredState};
 
 /// `reduce_by_key`: one record per key per batch, its values folded.
 pub struct ReduceByKey(pub Reducer);
@@ -61,6 +62,7 @@ impl Operator for CountByValue {
 pub struct UpdateStateByKey {
     reducer: Reducer,
     state: KeyedMap,
+    dirty: DirtyKeys,
 }
 
 impl UpdateStateByKey {
@@ -69,6 +71,7 @@ impl UpdateStateByKey {
         UpdateStateByKey {
             reducer,
             state: KeyedMap::new(),
+            dirty: DirtyKeys::default(),
         }
     }
 }
@@ -83,6 +86,29 @@ impl Operator for UpdateStateByKey {
         let partial = reduce_by_key(cx, &self.reducer, &input)?;
         let state = std::mem::take(&mut self.state);
         self.state = combine(cx, &self.reducer, state, &partial, false)?;
+        self.dirty.mark(partial.keys());
         Ok(Some(to_batch(&self.state, &self.reducer, cx.tick.time_ms)))
+    }
+
+    fn state_kind(&self) -> Option<StateKind> {
+        Some(StateKind {
+            shape: format!("update_state_by_key reducer={}", self.reducer.state_name()),
+            format: 1,
+        })
+    }
+
+    fn snapshot(&mut self, full: bool) -> StateDelta {
+        let mut delta = StateDelta {
+            full,
+            ..StateDelta::default()
+        };
+        self.dirty.delta(full, "state", &self.state, &mut delta);
+        delta
+    }
+
+    fn restore(&mut self, mut state: StoredState) -> Result<(), StateError> {
+        self.state = state.maps.remove("state").unwrap_or_default();
+        self.dirty = DirtyKeys::default();
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ use crate::engine::EngineError;
 use crate::engine::context::StageContext;
 use crate::engine::keyed::{KeyedMap, combine};
 use crate::engine::reducer::Reducer;
+use crate::engine::state::{StateError, map_from_bytes};
 
 /// The panes of one window, oldest first.
 #[derive(Default)]
@@ -63,6 +64,37 @@ impl PaneQueue {
         }
         self.back_fold = KeyedMap::new();
         Ok(())
+    }
+
+    /// Its stacks, as blobs named `front/END` and `back/END` (each never changes once made)
+    /// and `back_fold` (changes at every push).
+    pub fn blobs(&self) -> impl Iterator<Item = (String, &KeyedMap)> {
+        self.front
+            .iter()
+            .map(|(end, m)| (format!("front/{end:020}"), m))
+            .chain(self.back.iter().map(|(end, m)| (format!("back/{end:020}"), m)))
+            .chain(std::iter::once(("back_fold".to_owned(), &self.back_fold)))
+    }
+
+    /// The queue `blobs` described. The front stack is popped from its end (oldest last), so
+    /// its blobs are put back newest first.
+    pub fn from_blobs(blobs: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<PaneQueue, StateError> {
+        let mut q = PaneQueue::default();
+        for (name, bytes) in blobs {
+            let end = |rest: &str| {
+                rest.parse::<i64>()
+                    .map_err(|_| StateError(format!("bad pane blob {name:?}")))
+            };
+            if let Some(rest) = name.strip_prefix("front/") {
+                q.front.push((end(rest)?, map_from_bytes(bytes)?));
+            } else if let Some(rest) = name.strip_prefix("back/") {
+                q.back.push((end(rest)?, map_from_bytes(bytes)?));
+            } else if name == "back_fold" {
+                q.back_fold = map_from_bytes(bytes)?;
+            }
+        }
+        q.front.reverse();
+        Ok(q)
     }
 
     /// The fold of every pane in the queue.

@@ -16,12 +16,13 @@ use std::collections::VecDeque;
 
 use super::keyed_ops::values_as_keys;
 use super::panes::PaneQueue;
-use super::{Operator, emits_at};
+use super::{Operator, StateKind, emits_at};
 use crate::batch::RecordBatch;
 use crate::engine::EngineError;
 use crate::engine::context::StageContext;
 use crate::engine::keyed::{KeyedMap, combine, reduce_by_key, to_batch};
 use crate::engine::reducer::Reducer;
+use crate::engine::state::{BlobSet, DirtyKeys, StateDelta, StateError, StoredState, map_bytes, map_from_bytes};
 
 /// Which keys survive a window with an inverse (Spark's `filterFunc`).
 ///
@@ -66,6 +67,9 @@ pub struct ReduceByKeyAndWindow {
     filter: Option<WindowFilter>,
     output: WindowOutput,
     strategy: Strategy,
+    /// For checkpoints: the blobs stored, and the keys of the running value changed since.
+    stored: BlobSet,
+    dirty: DirtyKeys,
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -102,6 +106,8 @@ impl ReduceByKeyAndWindow {
             filter,
             output,
             strategy,
+            stored: BlobSet::default(),
+            dirty: DirtyKeys::default(),
         }
     }
 
@@ -193,10 +199,13 @@ impl Operator for ReduceByKeyAndWindow {
                 )?;
                 let entering = fold_range(cx, &self.reducer, partials, (t - slide).max(t - length), t)?;
                 let mut value = previous.take().unwrap_or_default();
+                // Only keys that leave or enter change (the filter only drops some of them).
                 if let Some(old) = leaving {
+                    self.dirty.mark(old.keys());
                     value = combine(cx, &self.reducer, value, &old, true)?;
                 }
                 if let Some(new) = entering {
+                    self.dirty.mark(new.keys());
                     value = combine(cx, &self.reducer, value, &new, false)?;
                 }
                 if let Some(f) = self.filter {
@@ -234,5 +243,97 @@ impl Operator for ReduceByKeyAndWindow {
             }
         };
         Ok(Some(self.finish(&state, cx.tick.time_ms)))
+    }
+
+    fn state_kind(&self) -> Option<StateKind> {
+        let strategy = match self.strategy {
+            Strategy::Inverse { .. } => "inverse",
+            Strategy::Panes { .. } => "panes",
+        };
+        Some(StateKind {
+            shape: format!(
+                "reduce_window length={} slide={} batch={} reducer={} strategy={strategy} output={:?} filter={:?}",
+                self.length_ms,
+                self.slide_ms,
+                self.batch_ms,
+                self.reducer.state_name(),
+                self.output,
+                self.filter
+            ),
+            format: 1,
+        })
+    }
+
+    fn snapshot(&mut self, full: bool) -> StateDelta {
+        let mut delta = StateDelta {
+            full,
+            ..StateDelta::default()
+        };
+        match &self.strategy {
+            Strategy::Inverse { partials, previous } => {
+                let blobs = partials
+                    .iter()
+                    .map(|(t, p)| {
+                        let bytes: Box<dyn FnOnce() -> Vec<u8>> = Box::new(move || map_bytes(p));
+                        (format!("partial/{t:020}"), bytes)
+                    })
+                    .chain(std::iter::once((
+                        "previous_set".to_owned(),
+                        Box::new(|| vec![u8::from(previous.is_some())]) as Box<dyn FnOnce() -> Vec<u8>>,
+                    )));
+                self.stored.delta(full, blobs, &mut delta, &["previous_set"]);
+                let empty = KeyedMap::new();
+                self.dirty
+                    .delta(full, "previous", previous.as_ref().unwrap_or(&empty), &mut delta);
+            }
+            Strategy::Panes { current, queue, .. } => {
+                let blobs = queue
+                    .blobs()
+                    .map(|(name, m)| {
+                        let bytes: Box<dyn FnOnce() -> Vec<u8>> = Box::new(move || map_bytes(m));
+                        (name, bytes)
+                    })
+                    .chain(std::iter::once((
+                        "current".to_owned(),
+                        Box::new(move || match current {
+                            Some(c) => {
+                                let mut b = vec![1];
+                                b.extend(map_bytes(c));
+                                b
+                            }
+                            None => vec![0],
+                        }) as Box<dyn FnOnce() -> Vec<u8>>,
+                    )));
+                self.stored.delta(full, blobs, &mut delta, &["back_fold", "current"]);
+            }
+        }
+        delta
+    }
+
+    fn restore(&mut self, mut state: StoredState) -> Result<(), StateError> {
+        match &mut self.strategy {
+            Strategy::Inverse { partials, previous } => {
+                partials.clear();
+                for (name, bytes) in &state.blobs {
+                    if let Some(t) = name.strip_prefix("partial/") {
+                        let t = t.parse().map_err(|_| StateError(format!("bad blob name {name:?}")))?;
+                        partials.push_back((t, map_from_bytes(bytes)?));
+                    }
+                }
+                let set = state.blobs.get("previous_set").is_some_and(|b| b.first() == Some(&1));
+                let value = state.maps.remove("previous").unwrap_or_default();
+                *previous = set.then_some(value);
+            }
+            Strategy::Panes { current, queue, .. } => {
+                *queue = PaneQueue::from_blobs(&state.blobs)?;
+                *current = match state.blobs.get("current").map(Vec::as_slice) {
+                    Some([1, rest @ ..]) => Some(map_from_bytes(rest)?),
+                    _ => None,
+                };
+            }
+        }
+        self.stored.restored(state.blobs.keys());
+        self.dirty = DirtyKeys::default();
+        Ok(())
     }
 }

@@ -3,10 +3,11 @@
 
 use std::collections::VecDeque;
 
-use super::{Operator, emits_at};
+use super::{Operator, StateKind, emits_at};
 use crate::batch::RecordBatch;
 use crate::engine::EngineError;
 use crate::engine::context::StageContext;
+use crate::engine::state::{BlobSet, StateDelta, StateError, StoredState, batch_bytes, batch_from_bytes};
 
 /// The window operator.
 pub struct Window {
@@ -14,6 +15,7 @@ pub struct Window {
     slide_ms: i64,
     batch_ms: i64,
     buffer: VecDeque<(i64, RecordBatch)>,
+    stored: BlobSet,
 }
 
 impl Window {
@@ -25,8 +27,14 @@ impl Window {
             slide_ms,
             batch_ms,
             buffer: VecDeque::new(),
+            stored: BlobSet::default(),
         }
     }
+}
+
+/// The blob name of the batch at `t` (zero-padded: names sort by time).
+fn batch_name(t: i64) -> String {
+    format!("batch/{t:020}")
 }
 
 impl Operator for Window {
@@ -59,5 +67,41 @@ impl Operator for Window {
             self.buffer.pop_front();
         }
         Ok(Some(out))
+    }
+
+    fn state_kind(&self) -> Option<StateKind> {
+        Some(StateKind {
+            shape: format!(
+                "window length={} slide={} batch={}",
+                self.length_ms, self.slide_ms, self.batch_ms
+            ),
+            format: 1,
+        })
+    }
+
+    fn snapshot(&mut self, full: bool) -> StateDelta {
+        let mut delta = StateDelta {
+            full,
+            ..StateDelta::default()
+        };
+        let current = self.buffer.iter().map(|(t, b)| {
+            let bytes: Box<dyn FnOnce() -> Vec<u8>> = Box::new(move || batch_bytes(b));
+            (batch_name(*t), bytes)
+        });
+        self.stored.delta(full, current, &mut delta, &[]);
+        delta
+    }
+
+    fn restore(&mut self, state: StoredState) -> Result<(), StateError> {
+        self.buffer.clear();
+        for (name, bytes) in &state.blobs {
+            let t = name
+                .strip_prefix("batch/")
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| StateError(format!("unknown window blob {name:?}")))?;
+            self.buffer.push_back((t, batch_from_bytes(bytes)?));
+        }
+        self.stored.restored(state.blobs.keys());
+        Ok(())
     }
 }
