@@ -13,7 +13,7 @@ use crate::run::{LocalModules, RunIo, RunOptions, dead_letter_writer, rebase_inp
 use crate::runtime::{Runtime, RuntimeConfig};
 
 /// `sluice run JOB_FILE`: runs a job locally, output on stdout.
-pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<()> {
+pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint: Option<&Path>) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the job file {}", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
@@ -52,10 +52,23 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String]) -> Result<
     let sink = crate::sink::open(&plan.spec.sink, plan.output_type, Box::new(std::io::stdout()))
         .with_context(|| "cannot open the sink")?;
     let dead = dead_letter_writer(plan.spec.dead_letter.as_ref()).context("cannot open the dead-letter output")?;
+    let checkpointing = match checkpoint {
+        Some(file) => Some(crate::supervisor::Checkpointing {
+            store: Arc::new(
+                crate::checkpoint::CheckpointStore::open(file)
+                    .with_context(|| format!("cannot open the checkpoint file {}", file.display()))?,
+            ),
+            job: 0,
+            every_batches: plan.checkpoint_every_batches(),
+            keep: 3,
+        }),
+        None => None,
+    };
     let options = RunOptions {
         batches,
         workers: None,
         limits: None,
+        checkpointing,
     };
     let name = plan.spec.name.clone();
     let io = RunIo {

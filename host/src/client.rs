@@ -234,6 +234,26 @@ pub fn job_output(c: &Client, id: i64) -> Result<String> {
     Ok(table(&["BATCH", "KEY", "VALUE"], &rows))
 }
 
+/// `sluice job checkpoints ID`.
+pub fn job_checkpoints(c: &Client, id: i64) -> Result<String> {
+    let out = c.get(&format!("/jobs/{id}/checkpoints"))?;
+    let rows: Vec<Vec<String>> = out
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            vec![
+                cell(&r["id"]),
+                cell(&r["batch_id"]),
+                cell(&r["time_ms"]),
+                cell(&r["bytes"]),
+                format!("{:.1}", r["write_ms"].as_f64().unwrap_or_default()),
+            ]
+        })
+        .collect();
+    Ok(table(&["ID", "BATCH", "TIME_MS", "BYTES", "WRITE_MS"], &rows))
+}
+
 /// `sluice job dead-letters ID`.
 pub fn job_dead_letters(c: &Client, id: i64) -> Result<String> {
     let out = c.get(&format!("/jobs/{id}/dead-letters"))?;

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod demo;

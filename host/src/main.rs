@@ -82,6 +82,11 @@ enum Command {
         /// `modules`).
         #[arg(long = "module", value_name = "NAME=PATH")]
         modules: Vec<String>,
+        /// A checkpoint file (SQLite, made if missing): the job resumes from its last checkpoint
+        /// there (state, source position, batch ids) and writes new ones (like Spark's
+        /// `ssc.checkpoint(dir)`).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
     },
 }
 
@@ -208,6 +213,8 @@ enum JobCommand {
     Output { id: i64 },
     /// Shows a job's recent refused records (dead letters).
     DeadLetters { id: i64 },
+    /// Lists a job's checkpoints (batch, time, bytes written, write time).
+    Checkpoints { id: i64 },
 }
 
 fn remote_command(
@@ -260,8 +267,14 @@ fn main() -> std::process::ExitCode {
             JobCommand::Swap { id, stage, udf } => sluice::client::job_swap(c, id, stage, &udf),
             JobCommand::Output { id } => sluice::client::job_output(c, id),
             JobCommand::DeadLetters { id } => sluice::client::job_dead_letters(c, id),
+            JobCommand::Checkpoints { id } => sluice::client::job_checkpoints(c, id),
         }),
-        Command::Run { job, batches, modules } => sluice::cli::run_job(&job, batches, &modules),
+        Command::Run {
+            job,
+            batches,
+            modules,
+            checkpoint,
+        } => sluice::cli::run_job(&job, batches, &modules, checkpoint.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub workers: Option<usize>,
     /// Limits of the job's UDF calls (default: the runtime's).
     pub limits: Option<crate::runtime::CallLimits>,
+    /// Checkpoints (`--checkpoint FILE`): the run resumes from the last one and writes new ones.
+    pub checkpointing: Option<supervisor::Checkpointing>,
 }
 
 /// Where a run reads from and writes to.
@@ -101,6 +103,7 @@ pub fn start(
         source: io.source,
         sink: io.sink,
         dead_letters: Box::new(JsonLinesDeadLetters(io.dead_letters)),
+        checkpointing: options.checkpointing.clone(),
     };
     let done = Arc::new(AtomicU64::new(0));
     let handle = supervisor::spawn(

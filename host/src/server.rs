@@ -77,12 +77,15 @@ pub struct AppState {
     pub tenant_compiles: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
     /// Becomes `true` when the server shuts down (live streams end).
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The jobs' checkpoints.
+    pub checkpoints: Arc<crate::checkpoint::CheckpointStore>,
 }
 
 impl AppState {
     /// The state of a server over `registry` and `runtime`.
     pub fn new(
         registry: Registry,
+        checkpoints: crate::checkpoint::CheckpointStore,
         runtime: Arc<Runtime>,
         quotas: quotas::Quotas,
         settings: config::ServerSettings,
@@ -100,6 +103,7 @@ impl AppState {
             metrics: Default::default(),
             tenant_compiles: Default::default(),
             shutdown: tokio::sync::watch::channel(false).0,
+            checkpoints: Arc::new(checkpoints),
         }
     }
 
@@ -209,6 +213,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             .with_context(|| format!("cannot make {} private", options.data_dir.display()))?;
     }
     let registry = Registry::open(&options.data_dir.join("registry.db"))?;
+    let checkpoints = crate::checkpoint::CheckpointStore::open(&options.data_dir.join("checkpoints.db"))?;
     let token_file = options.data_dir.join("admin-token");
     if !registry.has_admin()? {
         let admin = registry.create_tenant("admin", true)?;
@@ -236,6 +241,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     })?);
     let state = Arc::new(AppState::new(
         registry,
+        checkpoints,
         runtime,
         options.quotas.clone(),
         settings.clone(),

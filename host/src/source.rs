@@ -23,6 +23,9 @@ pub enum SourceError {
     /// A file could not be read or parsed.
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    /// A checkpointed position does not fit the source.
+    #[error("{0}")]
+    Position(String),
 }
 
 /// Where records come from.
@@ -43,6 +46,23 @@ pub trait Source: Send {
     fn ingest(&self) -> Option<std::sync::Arc<http::IngestBuffer>> {
         None
     }
+
+    /// Where the source is: what `seek` needs to give the next batches again after a restore.
+    /// `None`: it cannot go back (a socket: at most once).
+    fn position(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Goes back to `position` (from `position`), so the batches after it come again.
+    fn seek(&mut self, _position: &serde_json::Value) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+fn bad_position(what: &str, position: &serde_json::Value) -> SourceError {
+    SourceError::Position(format!(
+        "{what}: the checkpoint's position {position} does not fit this source"
+    ))
 }
 
 /// What a source may hold between batches.
@@ -135,5 +155,27 @@ impl Source for Union {
 
     fn ingest(&self) -> Option<std::sync::Arc<http::IngestBuffer>> {
         self.0.iter().find_map(|s| s.ingest())
+    }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::Array(
+            self.0
+                .iter()
+                .map(|s| s.position().unwrap_or(serde_json::Value::Null))
+                .collect(),
+        ))
+    }
+
+    fn seek(&mut self, position: &serde_json::Value) -> Result<(), SourceError> {
+        let parts = position
+            .as_array()
+            .filter(|p| p.len() == self.0.len())
+            .ok_or_else(|| bad_position("union", position))?;
+        for (s, p) in self.0.iter_mut().zip(parts) {
+            if !p.is_null() {
+                s.seek(p)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -16,6 +16,7 @@
 //!    '--error/panic------'--error/panic--> Failed{reason}
 //! ```
 
+mod checkpoints;
 pub mod report;
 #[cfg(test)]
 mod tests;
@@ -28,7 +29,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub use checkpoints::Checkpointing;
 pub use report::BatchReport;
+
+use checkpoints::Checkpointer;
 
 use crate::engine::context::UdfHandle;
 use crate::engine::{Clock, DeadLetter, EngineError, Pipeline, Tick};
@@ -159,6 +163,8 @@ pub struct Job {
     pub sink: Box<dyn Sink>,
     /// Where refused records go.
     pub dead_letters: Box<dyn DeadLetterSink>,
+    /// Where and how often it checkpoints (none: it starts from scratch every time).
+    pub checkpointing: Option<Checkpointing>,
 }
 
 /// What a supervisor tells whoever watches it, on its own thread.
@@ -168,6 +174,10 @@ pub trait Observer: Send + 'static {
     fn on_state(&mut self, _state: &JobState, _ended: Option<&Ended>) {}
     /// A batch completed.
     fn on_batch(&mut self, _report: &BatchReport) {}
+    /// The job was restored from a checkpoint (before its first batch of this run).
+    fn on_restored(&mut self, _meta: &crate::checkpoint::CheckpointMeta) {}
+    /// A checkpoint was written.
+    fn on_checkpoint(&mut self, _info: &crate::checkpoint::CheckpointInfo) {}
 }
 
 /// Settings of a run.
@@ -288,24 +298,40 @@ impl Core {
                 };
             }
         };
-        self.set(JobState::Running, None);
         let live = job.source.is_live();
-        let limit = options.batches.or(if live { None } else { job.source.batches_hint() });
         let batch_ms = job.batch_ms;
-        let zero = if live {
-            clock.now_ms().div_euclid(batch_ms) * batch_ms
-        } else {
-            0
+        let mut checkpoints = job.checkpointing.take().map(Checkpointer::new);
+        let restored = match checkpoints.as_mut().map(|c| c.restore(&mut job)) {
+            Some(Err(reason)) => {
+                return Ended::Failed {
+                    reason,
+                    udf_failure: None,
+                };
+            }
+            Some(Ok(Some(meta))) => Some(meta),
+            _ => None,
         };
-        let mut k = 0u64;
+        // Batch `k` is at `zero + k * interval`; a restored job goes on from its checkpoint's
+        // batch and time zero (batches it missed while it was down run back to back).
+        let (mut k, zero) = match &restored {
+            Some(meta) => {
+                self.observer.on_restored(meta);
+                (meta.batch_id, meta.zero_ms)
+            }
+            None if live => (0, clock.now_ms().div_euclid(batch_ms) * batch_ms),
+            None => (0, 0),
+        };
+        self.set(JobState::Running, None);
+        let limit = options.batches.or(if live { None } else { job.source.batches_hint() });
+        let tick_of = |k: u64| Tick {
+            batch_id: k,
+            time_ms: zero.saturating_add((k as i64).saturating_mul(batch_ms)),
+        };
         loop {
             if limit.is_some_and(|n| k >= n) {
-                return Ended::Done(k);
+                return self.finish(&mut checkpoints, &mut job, tick_of(k), zero, Ended::Done(k));
             }
-            let tick = Tick {
-                batch_id: k + 1,
-                time_ms: zero.saturating_add((k as i64 + 1).saturating_mul(batch_ms)),
-            };
+            let tick = tick_of(k + 1);
             if let Some(ended) = self.between_batches(
                 &mut job,
                 clock,
@@ -313,11 +339,25 @@ impl Core {
                 tick.batch_id,
                 options.poll_ms,
             ) {
-                return ended;
+                return self.finish(&mut checkpoints, &mut job, tick_of(k), zero, ended);
             }
             k += 1;
             match run_tick(&mut job, clock, tick, live, &options.name) {
-                Ok(report) => self.observer.on_batch(&report),
+                Ok(report) => {
+                    self.observer.on_batch(&report);
+                    if let Some(c) = checkpoints.as_mut() {
+                        match c.after(&mut job, tick, zero, false) {
+                            Ok(Some(info)) => self.observer.on_checkpoint(&info),
+                            Ok(None) => {}
+                            Err(reason) => {
+                                return Ended::Failed {
+                                    reason,
+                                    udf_failure: None,
+                                };
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
                     let udf_failure = match &e {
                         RunError::Engine(EngineError::Udf { source, .. }) => Some(source.code()),
@@ -329,6 +369,33 @@ impl Core {
                     };
                 }
             }
+        }
+    }
+
+    /// A clean end writes a last checkpoint (of batch `last`), so the next start goes on from
+    /// there.
+    fn finish(
+        &mut self,
+        checkpoints: &mut Option<Checkpointer>,
+        job: &mut Job,
+        last: Tick,
+        zero: i64,
+        ended: Ended,
+    ) -> Ended {
+        match checkpoints.as_mut() {
+            Some(c) if last.batch_id > 0 => match c.after(job, last, zero, true) {
+                Ok(info) => {
+                    if let Some(info) = info {
+                        self.observer.on_checkpoint(&info);
+                    }
+                    ended
+                }
+                Err(reason) => Ended::Failed {
+                    reason,
+                    udf_failure: None,
+                },
+            },
+            _ => ended,
         }
     }
 

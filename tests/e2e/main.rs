@@ -4,6 +4,7 @@
 
 mod abi_by_hand;
 mod cache;
+mod checkpoints;
 mod cli;
 mod harness;
 mod isolation;

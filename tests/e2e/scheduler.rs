@@ -36,6 +36,7 @@ fn slow_batches_delay_the_next_and_nothing_is_dropped() {
         batches: Some(12),
         workers: Some(1),
         limits: None,
+        checkpointing: None,
     };
     let done = run(&plan, runtime, io, options, move |r| {
         seen.lock().unwrap().push(r.clone())

@@ -58,6 +58,11 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// The UDF this stage calls, if it calls one of its own.
+    fn udf(&self) -> Option<&crate::engine::context::UdfHandle> {
+        None
+    }
+
     /// Replaces the UDF this stage calls (hot-swap, between batches) and gives back the one it
     /// called; `None` for stages that call no UDF of their own.
     fn swap_udf(&mut self, _udf: crate::engine::context::UdfHandle) -> Option<crate::engine::context::UdfHandle> {

@@ -76,6 +76,14 @@ impl Pipeline {
         true
     }
 
+    /// The UDF version each UDF stage calls now: `(stage name, module@version)`.
+    pub fn udf_labels(&self) -> Vec<(String, String)> {
+        self.stages
+            .iter()
+            .filter_map(|s| s.op.udf().map(|u| (s.name.clone(), u.module.label().to_owned())))
+            .collect()
+    }
+
     /// Its stateful stages, by name, with what their state is.
     pub fn state_kinds(&self) -> Vec<(String, super::ops::StateKind)> {
         self.stages

@@ -247,6 +247,19 @@ impl JobPlan {
         Pipeline::on(runtime, stages, self.spec.on_bad_record, workers)
     }
 
+    /// Every how many batches a checkpoint is written: the spec's `checkpoint_interval`, else
+    /// Spark's default, the output slide times `ceil(10 s / slide)`.
+    pub fn checkpoint_every_batches(&self) -> u64 {
+        let every_ms = match self.spec.checkpoint_interval {
+            Some(m) => m.0,
+            None => {
+                let slide = self.output_slide_ms.max(self.batch_ms);
+                slide * (10_000 + slide - 1).div_euclid(slide)
+            }
+        };
+        (every_ms / self.batch_ms).max(1) as u64
+    }
+
     /// The distinct UDF modules the plan calls (for the instances a run may hold).
     pub fn modules(&self) -> Vec<Arc<LoadedModule>> {
         let mut out: Vec<Arc<LoadedModule>> = Vec::new();

@@ -120,6 +120,11 @@ pub struct JobSpec {
     /// Where refused records go under `skip` (default: stderr as JSON Lines).
     #[serde(default)]
     pub dead_letter: Option<SinkSpec>,
+    /// How often a checkpoint is written (a multiple of the batch interval; default: the job's
+    /// output slide times `ceil(10 s / slide)`, as Spark's). Checkpoints are written only where
+    /// the job has somewhere to write them (`sluice serve`, `sluice run --checkpoint FILE`).
+    #[serde(default)]
+    pub checkpoint_interval: Option<Millis>,
     /// For `sluice run`: UDF modules by name, as a path to a `.wasm` file or `builtin:examples`.
     #[serde(default)]
     pub modules: BTreeMap<String, String>,

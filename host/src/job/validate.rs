@@ -64,6 +64,7 @@ const TOP_LEVEL: &[&str] = &[
     "on_bad_record",
     "dead_letter",
     "modules",
+    "checkpoint_interval",
 ];
 
 fn join(prefix: &str, inner: &str) -> String {
@@ -242,6 +243,9 @@ fn check_fields(obj: &Map<String, Value>, errors: &mut Vec<SpecError>) -> Vec<Op
     }
     if let Some(v) = obj.get("on_bad_record") {
         field::<crate::engine::context::BadRecordPolicy>(v, "on_bad_record", errors);
+    }
+    if let Some(v) = obj.get("checkpoint_interval") {
+        field::<Option<Millis>>(v, "checkpoint_interval", errors);
     }
     if let Some(v) = obj.get("modules") {
         field::<std::collections::BTreeMap<String, String>>(v, "modules", errors);
@@ -474,6 +478,17 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
     }
     if spec.name.trim().is_empty() {
         c.err("name", "must not be empty");
+    }
+    if let Some(every) = spec.checkpoint_interval
+        && (every.0 <= 0 || every.0 % batch_ms != 0)
+    {
+        c.err(
+            "checkpoint_interval",
+            format!(
+                "{every} is not a positive multiple of the batch interval {}",
+                Millis(batch_ms)
+            ),
+        );
     }
     check_source(&mut c, &spec.source, "source");
     for (path, sink) in [("sink", Some(&spec.sink)), ("dead_letter", spec.dead_letter.as_ref())] {

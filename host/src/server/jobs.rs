@@ -246,6 +246,10 @@ pub struct RunView {
     pub dead_letters_total: u64,
     /// Dead letters dropped to stay within `dead_letter_bytes_max`.
     pub dead_letters_dropped: u64,
+    /// The checkpoint this run resumed from (its batch), if it did.
+    pub restored_from_batch: Option<u64>,
+    /// The run's last checkpoint.
+    pub last_checkpoint: Option<crate::checkpoint::CheckpointInfo>,
 }
 
 /// A job.
@@ -464,6 +468,17 @@ pub(super) async fn get_one(
             state: e.state().word().to_owned(),
             dead_letters_total: total,
             dead_letters_dropped: dropped,
+            restored_from_batch: *e
+                .kept
+                .restored_from
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            last_checkpoint: e
+                .kept
+                .last_checkpoint
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     });
     Ok(Json(v))
@@ -490,6 +505,9 @@ pub(super) async fn delete(
     let deleted = blocking(move || {
         let guard = st.jobs.hold_for_delete(id)?;
         if st.registry.delete_job(caller.id, id)? {
+            if let Err(e) = st.checkpoints.delete(id) {
+                tracing::error!("job {id}: its checkpoints could not be deleted: {e}");
+            }
             // Everything kept for it in this process goes with it.
             guard.deleted();
             st.ingest_rates.forget(id);

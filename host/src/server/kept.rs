@@ -124,6 +124,10 @@ pub struct Kept {
     live: Mutex<Option<tokio::sync::broadcast::Sender<Arc<str>>>>,
     /// The ingest buffer of its `http` source, once the source is open.
     pub ingest: OnceLock<Arc<IngestBuffer>>,
+    /// The checkpoint the run was restored from (its batch), if it was.
+    pub restored_from: Mutex<Option<u64>>,
+    /// The run's last checkpoint.
+    pub last_checkpoint: Mutex<Option<crate::checkpoint::CheckpointInfo>>,
 }
 
 impl Kept {
@@ -137,6 +141,8 @@ impl Kept {
             metrics: Mutex::default(),
             live: Mutex::new(Some(tokio::sync::broadcast::channel(LIVE_CHANNEL_RECORDS).0)),
             ingest: OnceLock::new(),
+            restored_from: Mutex::new(None),
+            last_checkpoint: Mutex::new(None),
         })
     }
 

@@ -73,6 +73,8 @@ pub fn document() -> &'static str {
         super::runs::output_stream,
         super::runs::dead_letters,
         super::runs::swap,
+        super::runs::checkpoints,
+        super::runs::delete_checkpoints,
         super::ingest::ingest,
     ),
     components(schemas(ErrorBody)),
@@ -226,7 +228,7 @@ mod tests {
             doc["openapi"]
         );
         let paths = doc["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 21, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
         let spec = &doc["components"]["schemas"]["JobSpec"];
         assert_eq!(
             spec["additionalProperties"], false,

@@ -18,6 +18,7 @@ use super::error::{ErrorBody, ErrorCode};
 use super::jobs::{JobView, job_id, tenant_job, version_ref, view};
 use super::kept::{Kept, KeptDeadLetter};
 use super::{ApiError, AppState, blocking};
+use crate::checkpoint::CheckpointInfo;
 use crate::engine::context::UdfHandle;
 use crate::supervisor::{BatchReport, Command, Swap};
 
@@ -34,6 +35,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/output/stream", get(output_stream))
         .route("/api/v1/jobs/{id}/dead-letters", get(dead_letters))
         .route("/api/v1/jobs/{id}/swap", post(swap))
+        .route(
+            "/api/v1/jobs/{id}/checkpoints",
+            get(checkpoints).delete(delete_checkpoints),
+        )
 }
 
 /// Starts a job: checked again against the tenant's quotas of today, on the UDF versions its
@@ -138,6 +143,60 @@ pub(super) async fn output(
         .map(|k| k.output_json())
         .unwrap_or_else(|| "[]".into());
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
+}
+
+/// The job's checkpoints (the last few are kept), newest first.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/checkpoints", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the checkpoints", body = Vec<CheckpointInfo>),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn checkpoints(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<CheckpointInfo>>, ApiError> {
+    let id = job_id(&id)?;
+    tenant_job(&state, caller.id, id).await?;
+    let st = state.clone();
+    let list = blocking(move || {
+        st.checkpoints
+            .list(id)
+            .map_err(|e| ApiError::internal("the checkpoint store", e))
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// Deletes a stopped job's checkpoints: its next start begins from scratch (batch 1, empty
+/// state).
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}/checkpoints", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such job", body = ErrorBody),
+        (status = 409, description = "the job runs; stop it first", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn delete_checkpoints(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = job_id(&id)?;
+    tenant_job(&state, caller.id, id).await?;
+    let st = state.clone();
+    blocking(move || {
+        // Held like a delete: no start of it begins meanwhile.
+        let _held = st.jobs.hold_for_delete(id)?;
+        st.checkpoints
+            .delete(id)
+            .map_err(|e| ApiError::internal("the checkpoint store", e))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Refused records of a job's run.

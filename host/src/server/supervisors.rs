@@ -26,6 +26,8 @@ use crate::supervisor::{self, BatchReport, Command, Ended, Job, JobState, Observ
 
 /// Boots in a row that may restart a job that never completes a batch; then it is failed.
 pub const RESTARTS_WITHOUT_BATCH_MAX: i64 = 3;
+/// Checkpoints kept per job.
+pub const CHECKPOINTS_KEPT: usize = 3;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -205,6 +207,12 @@ impl JobTable {
             connect_timeout_ms: 2_000,
         };
         let runtime = state.runtime.clone();
+        let checkpointing = crate::supervisor::Checkpointing {
+            store: state.checkpoints.clone(),
+            job: id,
+            every_batches: plan.checkpoint_every_batches(),
+            keep: CHECKPOINTS_KEPT,
+        };
         let build = {
             let kept = kept.clone();
             let records_max = quotas.output_records_max;
@@ -225,6 +233,7 @@ impl JobTable {
                         records_max,
                     }),
                     dead_letters: Box::new(kept),
+                    checkpointing: Some(checkpointing),
                 })
             }
         };
@@ -470,6 +479,19 @@ impl Observer for RunObserver {
             }
             _ => {}
         }
+    }
+
+    fn on_restored(&mut self, meta: &crate::checkpoint::CheckpointMeta) {
+        tracing::info!(
+            "job {}: resumed from its checkpoint of batch {}",
+            self.job_id,
+            meta.batch_id
+        );
+        *lock(&self.kept.restored_from) = Some(meta.batch_id);
+    }
+
+    fn on_checkpoint(&mut self, info: &crate::checkpoint::CheckpointInfo) {
+        *lock(&self.kept.last_checkpoint) = Some(info.clone());
     }
 
     fn on_batch(&mut self, report: &BatchReport) {

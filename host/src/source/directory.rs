@@ -61,4 +61,18 @@ impl Source for DirectorySource {
     fn is_live(&self) -> bool {
         true
     }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        let mut seen: Vec<String> = self.seen.iter().map(|p| p.display().to_string()).collect();
+        seen.sort();
+        Some(serde_json::json!({ "seen": seen }))
+    }
+
+    fn seek(&mut self, position: &serde_json::Value) -> Result<(), SourceError> {
+        let seen = position["seen"]
+            .as_array()
+            .ok_or_else(|| super::bad_position("directory", position))?;
+        self.seen = seen.iter().filter_map(|p| p.as_str()).map(PathBuf::from).collect();
+        Ok(())
+    }
 }

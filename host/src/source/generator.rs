@@ -25,6 +25,16 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// Its state (to continue the same sequence later).
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator at `state` (from `state`).
+    pub fn from_state(state: u64) -> Rng {
+        Rng(state)
+    }
+
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
         ((self.next_u64() >> 32) * n) >> 32
@@ -174,6 +184,19 @@ impl Source for GeneratorSource {
 
     fn is_live(&self) -> bool {
         self.rate_per_s.is_some()
+    }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "rng": self.rng.state().to_string() }))
+    }
+
+    fn seek(&mut self, position: &serde_json::Value) -> Result<(), SourceError> {
+        let state = position["rng"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| super::bad_position("generator", position))?;
+        self.rng = Rng::from_state(state);
+        Ok(())
     }
 }
 

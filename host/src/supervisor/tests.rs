@@ -65,6 +65,7 @@ fn job(batches: Arc<Mutex<Vec<u64>>>) -> Job {
         source: Box::new(Ticks),
         sink: Box::new(Collect(batches)),
         dead_letters: Box::new(NoDeadLetters),
+        checkpointing: None,
     }
 }
 
@@ -211,4 +212,159 @@ fn a_deterministic_source_runs_its_batches_and_ends() {
     );
     assert_eq!(handle.join(), Ended::Done(3));
     assert_eq!(*batches.lock().unwrap(), [1, 2, 3], "without waiting for a clock");
+}
+
+/// Six batches of keyed numbers, deterministic (batch `k` from its id alone).
+struct Numbers;
+
+impl Source for Numbers {
+    fn next_batch(&mut self, tick: Tick) -> Result<RecordBatch, SourceError> {
+        let mut b = RecordBatch::new();
+        for i in 0..tick.batch_id {
+            let key = format!("k{}", (i * 7 + tick.batch_id) % 3);
+            b.push(Some(key.as_bytes()), &(i as i64).to_le_bytes(), tick.time_ms);
+        }
+        Ok(b)
+    }
+
+    fn batches_hint(&self) -> Option<u64> {
+        Some(6)
+    }
+
+    fn is_live(&self) -> bool {
+        false
+    }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({}))
+    }
+}
+
+/// Keeps each output batch decoded as `(batch, key, value)`.
+struct Outputs(Arc<Mutex<Vec<(u64, String, i64)>>>);
+
+impl Sink for Outputs {
+    fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
+        let mut out = self.0.lock().unwrap();
+        for r in batch.iter() {
+            let key = String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned();
+            out.push((tick.batch_id, key, i64::from_le_bytes(r.value.try_into().unwrap())));
+        }
+        Ok(())
+    }
+}
+
+fn stateful_job(out: Arc<Mutex<Vec<(u64, String, i64)>>>, checkpointing: Option<Checkpointing>) -> Job {
+    use crate::engine::ops::UpdateStateByKey;
+    use crate::engine::pipeline::Stage;
+    use crate::engine::reducer::{Builtin, Reducer};
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default()).unwrap());
+    let stages = vec![Stage {
+        name: "stages[0].update_state_by_key".into(),
+        op: Box::new(UpdateStateByKey::new(Reducer::builtin(Builtin::Sum))),
+    }];
+    Job {
+        pipeline: Pipeline::new(runtime, stages, BadRecordPolicy::Fail, 1),
+        batch_ms: 100,
+        source: Box::new(Numbers),
+        sink: Box::new(Outputs(out)),
+        dead_letters: Box::new(NoDeadLetters),
+        checkpointing,
+    }
+}
+
+#[test]
+fn a_run_resumes_from_its_checkpoint_with_its_state_and_batch_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(crate::checkpoint::CheckpointStore::open(&dir.path().join("c.db")).unwrap());
+    let cp = || Checkpointing {
+        store: store.clone(),
+        job: 1,
+        every_batches: 2,
+        keep: 3,
+    };
+    let whole: Arc<Mutex<Vec<(u64, String, i64)>>> = Arc::default();
+    let w = whole.clone();
+    let handle = spawn(
+        options(),
+        Arc::new(ManualClock::at(0)),
+        move || Ok(stateful_job(w, None)),
+        States::default(),
+    );
+    assert_eq!(handle.join(), Ended::Done(6));
+
+    // The first run stops after batch 3 (a last checkpoint at 3), the second resumes at 4.
+    let first: Arc<Mutex<Vec<(u64, String, i64)>>> = Arc::default();
+    let f = first.clone();
+    let c = cp();
+    let mut opts = options();
+    opts.batches = Some(3);
+    let handle = spawn(
+        opts,
+        Arc::new(ManualClock::at(0)),
+        move || Ok(stateful_job(f, Some(c))),
+        States::default(),
+    );
+    assert_eq!(handle.join(), Ended::Done(3));
+    assert_eq!(
+        store.list(1).unwrap().iter().map(|c| c.batch_id).collect::<Vec<_>>(),
+        [3, 2]
+    );
+    let second: Arc<Mutex<Vec<(u64, String, i64)>>> = Arc::default();
+    let s = second.clone();
+    let c = cp();
+    let handle = spawn(
+        options(),
+        Arc::new(ManualClock::at(0)),
+        move || Ok(stateful_job(s, Some(c))),
+        States::default(),
+    );
+    assert_eq!(handle.join(), Ended::Done(6));
+    let mut resumed = first.lock().unwrap().clone();
+    resumed.extend(second.lock().unwrap().iter().cloned());
+    assert_eq!(
+        resumed,
+        *whole.lock().unwrap(),
+        "the same outputs, batch ids and state as one run"
+    );
+    assert!(second.lock().unwrap().iter().all(|(b, _, _)| *b > 3));
+}
+
+#[test]
+fn a_checkpoint_that_no_longer_fits_the_spec_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(crate::checkpoint::CheckpointStore::open(&dir.path().join("c.db")).unwrap());
+    let c = Checkpointing {
+        store: store.clone(),
+        job: 1,
+        every_batches: 1,
+        keep: 3,
+    };
+    let mut opts = options();
+    opts.batches = Some(2);
+    let c2 = c.clone();
+    let handle = spawn(
+        opts,
+        Arc::new(ManualClock::at(0)),
+        move || Ok(stateful_job(Arc::default(), Some(c2))),
+        States::default(),
+    );
+    assert_eq!(handle.join(), Ended::Done(2));
+    // The same job id now runs a job without that stateful stage.
+    let b = Arc::default();
+    let handle = spawn(
+        options(),
+        Arc::new(ManualClock::at(0)),
+        move || {
+            let mut j = job(b);
+            j.checkpointing = Some(c);
+            Ok(j)
+        },
+        States::default(),
+    );
+    let ended = handle.join();
+    assert!(
+        matches!(&ended, Ended::Failed { reason, .. } if reason.contains("no longer match") && reason.contains("stages[0].update_state_by_key")),
+        "{ended:?}"
+    );
 }

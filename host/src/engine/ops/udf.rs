@@ -47,6 +47,10 @@ macro_rules! per_partition {
                 Some(self)
             }
 
+            fn udf(&self) -> Option<&UdfHandle> {
+                Some(&self.0)
+            }
+
             fn swap_udf(&mut self, udf: UdfHandle) -> Option<UdfHandle> {
                 Some(std::mem::replace(&mut self.0, udf))
             }

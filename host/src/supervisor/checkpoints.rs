@@ -1,0 +1,106 @@
+//! A supervisor's checkpoints: restoring a job from its latest checkpoint before its first
+//! batch (operator state, source position, batch id and time zero), and writing one every N
+//! batches and when the run ends cleanly. A job whose checkpoint cannot be read, or no longer
+//! fits its spec, fails with the reason; it never silently starts from scratch.
+
+use std::sync::Arc;
+
+use super::Job;
+use crate::checkpoint::{CheckpointInfo, CheckpointMeta, CheckpointStore, FORMAT, check_operators};
+use crate::engine::Tick;
+
+/// Where and how often a job checkpoints.
+#[derive(Clone, Debug)]
+pub struct Checkpointing {
+    /// The store.
+    pub store: Arc<CheckpointStore>,
+    /// The job's id in the store.
+    pub job: i64,
+    /// Every how many batches.
+    pub every_batches: u64,
+    /// How many checkpoints to keep.
+    pub keep: usize,
+}
+
+/// The checkpoints of one run.
+pub(super) struct Checkpointer {
+    cfg: Checkpointing,
+    /// The next snapshot must hold the whole state (nothing of this run is stored yet).
+    full_next: bool,
+    /// The last batch a checkpoint covers.
+    last: u64,
+}
+
+impl Checkpointer {
+    pub(super) fn new(cfg: Checkpointing) -> Checkpointer {
+        Checkpointer {
+            cfg,
+            full_next: true,
+            last: 0,
+        }
+    }
+
+    /// Restores `job` from its latest checkpoint, if it has one.
+    pub(super) fn restore(&mut self, job: &mut Job) -> Result<Option<CheckpointMeta>, String> {
+        let latest = self.cfg.store.latest(self.cfg.job).map_err(|e| {
+            format!(
+                "its last checkpoint cannot be read ({}: {e}); it was not started from scratch",
+                e.kind()
+            )
+        })?;
+        let Some((meta, states)) = latest else {
+            return Ok(None);
+        };
+        check_operators(&meta, &job.pipeline.state_kinds())?;
+        job.pipeline
+            .restore(states)
+            .map_err(|e| format!("its last checkpoint (batch {}) does not restore: {e}", meta.batch_id))?;
+        if let Some(position) = &meta.source {
+            job.source
+                .seek(position)
+                .map_err(|e| format!("its source cannot go back to its last checkpoint: {e}"))?;
+        }
+        self.full_next = false;
+        self.last = meta.batch_id;
+        Ok(Some(meta))
+    }
+
+    /// Writes a checkpoint after `tick` if it is due (every N batches), or if `finally` and
+    /// batches ran since the last one.
+    pub(super) fn after(
+        &mut self,
+        job: &mut Job,
+        tick: Tick,
+        zero_ms: i64,
+        finally: bool,
+    ) -> Result<Option<CheckpointInfo>, String> {
+        let due = tick.batch_id.is_multiple_of(self.cfg.every_batches.max(1));
+        if tick.batch_id <= self.last || !(due || finally) {
+            return Ok(None);
+        }
+        let meta = CheckpointMeta {
+            format: FORMAT,
+            batch_id: tick.batch_id,
+            time_ms: tick.time_ms,
+            zero_ms,
+            source: job.source.position(),
+            operators: job.pipeline.state_kinds(),
+            udfs: job.pipeline.udf_labels(),
+        };
+        let deltas = job.pipeline.snapshot(self.full_next);
+        let info = self
+            .cfg
+            .store
+            .write(self.cfg.job, &meta, deltas, self.cfg.keep)
+            .map_err(|e| {
+                format!(
+                    "writing its checkpoint of batch {} failed ({}): {e}",
+                    tick.batch_id,
+                    e.kind()
+                )
+            })?;
+        self.full_next = false;
+        self.last = tick.batch_id;
+        Ok(Some(info))
+    }
+}
