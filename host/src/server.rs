@@ -79,11 +79,14 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The jobs' checkpoints.
     pub checkpoints: Arc<crate::checkpoint::CheckpointStore>,
+    /// The data directory.
+    pub data_dir: PathBuf,
 }
 
 impl AppState {
     /// The state of a server over `registry` and `runtime`.
     pub fn new(
+        data_dir: PathBuf,
         registry: Registry,
         checkpoints: crate::checkpoint::CheckpointStore,
         runtime: Arc<Runtime>,
@@ -104,7 +107,13 @@ impl AppState {
             tenant_compiles: Default::default(),
             shutdown: tokio::sync::watch::channel(false).0,
             checkpoints: Arc::new(checkpoints),
+            data_dir,
         }
+    }
+
+    /// A tenant's output database (its jobs' `sqlite` sinks).
+    pub fn tenant_db(&self, tenant_id: i64) -> PathBuf {
+        self.data_dir.join("tenants").join(format!("{tenant_id}.db"))
     }
 
     /// A tenant's quotas: the server's, with the tenant's overrides.
@@ -239,7 +248,9 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         instances_max: settings.instances_max.max(1),
         ..RuntimeConfig::default()
     })?);
+    std::fs::create_dir_all(options.data_dir.join("tenants"))?;
     let state = Arc::new(AppState::new(
+        options.data_dir.clone(),
         registry,
         checkpoints,
         runtime,

@@ -4,6 +4,7 @@
 mod jsonl;
 pub mod memory;
 mod print;
+pub mod sqlite;
 mod text_files;
 
 use std::io::Write;
@@ -67,5 +68,30 @@ pub fn open(spec: &SinkSpec, ty: ValueType, stdout: Box<dyn Write + Send>) -> st
             )),
         },
         SinkSpec::TextFiles { prefix, suffix } => Box::new(TextFilesSink::new(prefix.clone(), suffix.clone(), ty)),
+        SinkSpec::Sqlite {
+            path: Some(path),
+            table,
+        } => Box::new(sqlite::SqliteSink::open(
+            std::path::Path::new(path),
+            table,
+            0,
+            ty,
+            None,
+        )?),
+        SinkSpec::Sqlite { path: None, .. } => {
+            return Err(std::io::Error::other(
+                "a sqlite sink needs `path` (the SQLite file to write) outside the server",
+            ));
+        }
     })
+}
+
+/// Two sinks as one (the server keeps a job's output and writes its table).
+pub struct Both(pub Box<dyn Sink>, pub Box<dyn Sink>);
+
+impl Sink for Both {
+    fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
+        self.1.write(tick, batch)?;
+        self.0.write(tick, batch)
+    }
 }

@@ -106,13 +106,17 @@ pub fn open_with(spec: &SourceSpec, batch_ms: i64, limits: SourceLimits) -> Resu
             rate_per_s,
             lines_per_batch,
             seed,
-        } => Box::new(GeneratorSource::new(
-            *format,
-            *rate_per_s,
-            lines_per_batch.unwrap_or(generator::LINES_PER_BATCH_DEFAULT),
-            *seed,
-            batch_ms,
-        )),
+            batches,
+        } => Box::new(
+            GeneratorSource::new(
+                *format,
+                *rate_per_s,
+                lines_per_batch.unwrap_or(generator::LINES_PER_BATCH_DEFAULT),
+                *seed,
+                batch_ms,
+            )
+            .with_batches(*batches),
+        ),
         SourceSpec::Http { buffer_records } => Box::new(http::HttpSource::new(
             buffer_records
                 .unwrap_or(http::BUFFER_RECORDS_DEFAULT)

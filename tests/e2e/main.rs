@@ -6,6 +6,7 @@ mod abi_by_hand;
 mod cache;
 mod checkpoints;
 mod cli;
+mod crash;
 mod harness;
 mod isolation;
 mod live_sources;

@@ -165,6 +165,9 @@ pub enum SourceSpec {
         /// Seed of the pseudo-random generator.
         #[serde(default)]
         seed: u64,
+        /// How many batches it makes when unpaced (absent: endless); the job then ends.
+        #[serde(default)]
+        batches: Option<u64>,
     },
     /// Records sent to the job over HTTP (`POST /api/v1/jobs/ID/ingest`; `sluice serve` only).
     Http {
@@ -206,6 +209,15 @@ pub enum SinkSpec {
         /// A file to append to (absent or `-`: stdout).
         #[serde(default)]
         path: Option<String>,
+    },
+    /// Rows of a table in a SQLite file, each batch with its id in one transaction (exactly
+    /// once across crashes).
+    Sqlite {
+        /// The file (`sluice run`; server jobs write their tenant's database and give none).
+        #[serde(default)]
+        path: Option<String>,
+        /// The table.
+        table: String,
     },
     /// One text file per batch, `PREFIX-TIME_IN_MS[.SUFFIX]`, written atomically.
     TextFiles {

@@ -497,6 +497,11 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
         {
             c.err(format!("{path}.text_files.prefix"), "must not be empty");
         }
+        if let Some(SinkSpec::Sqlite { table, .. }) = sink
+            && let Err(e) = crate::sink::sqlite::check_table(table)
+        {
+            c.err(format!("{path}.sqlite.table"), e);
+        }
     }
     if let Some(d) = &spec.dead_letter
         && !matches!(d, SinkSpec::Jsonl { .. })

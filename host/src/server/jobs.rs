@@ -135,11 +135,16 @@ fn server_only_problems(spec: &job::JobSpec) -> Vec<job::SpecError> {
             "the server reads no files of its host: use `http`, `socket` or `generator` (files are for `sluice run`)",
         ));
     }
-    if !matches!(spec.sink, SinkSpec::Print { .. }) {
-        out.push(err(
+    match &spec.sink {
+        SinkSpec::Print { .. } | SinkSpec::Sqlite { path: None, .. } => {}
+        SinkSpec::Sqlite { path: Some(_), .. } => out.push(err(
+            "sink.sqlite.path",
+            "the server writes the table into the tenant's own database (read it with GET /api/v1/jobs/ID/rows): drop `path`",
+        )),
+        _ => out.push(err(
             "sink",
-            "the server keeps a job's output for the API (GET /api/v1/jobs/ID/output): use `print`",
-        ));
+            "the server keeps a job's output for the API (GET /api/v1/jobs/ID/output): use `print`, or `sqlite` with a `table` (exactly once)",
+        )),
     }
     if spec.dead_letter.is_some() {
         out.push(err(

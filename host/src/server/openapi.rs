@@ -74,6 +74,7 @@ pub fn document() -> &'static str {
         super::runs::dead_letters,
         super::runs::swap,
         super::runs::checkpoints,
+        super::runs::rows,
         super::runs::delete_checkpoints,
         super::ingest::ingest,
     ),
@@ -228,7 +229,7 @@ mod tests {
             doc["openapi"]
         );
         let paths = doc["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 23, "{:?}", paths.keys().collect::<Vec<_>>());
         let spec = &doc["components"]["schemas"]["JobSpec"];
         assert_eq!(
             spec["additionalProperties"], false,

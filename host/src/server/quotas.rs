@@ -63,6 +63,8 @@ pub struct Quotas {
     pub reports_bytes_max: usize,
     /// Bytes of refused records (dead letters) kept per job; the oldest are dropped (counted).
     pub dead_letter_bytes_max: usize,
+    /// Bytes of the tenant's output database (its jobs' `sqlite` sinks).
+    pub sink_db_bytes_max: u64,
 }
 
 impl Default for Quotas {
@@ -90,6 +92,7 @@ impl Default for Quotas {
             output_bytes_max: 4 << 20,
             reports_bytes_max: 2 << 20,
             dead_letter_bytes_max: 1 << 20,
+            sink_db_bytes_max: 1 << 30,
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/output/stream", get(output_stream))
         .route("/api/v1/jobs/{id}/dead-letters", get(dead_letters))
         .route("/api/v1/jobs/{id}/swap", post(swap))
+        .route("/api/v1/jobs/{id}/rows", get(rows))
         .route(
             "/api/v1/jobs/{id}/checkpoints",
             get(checkpoints).delete(delete_checkpoints),
@@ -143,6 +144,88 @@ pub(super) async fn output(
         .map(|k| k.output_json())
         .unwrap_or_else(|| "[]".into());
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
+}
+
+/// Which rows of a job's table.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RowsQuery {
+    /// Rows after this batch (default 0: from the first) ...
+    #[serde(default)]
+    #[param(minimum = 0)]
+    after: i64,
+    /// ... or, with this, after this row of that batch (its `seq`; to go on from the last row
+    /// of a page).
+    #[serde(default)]
+    #[param(minimum = 0)]
+    after_seq: Option<i64>,
+    /// At most this many rows (default 1,000; at most 10,000).
+    #[serde(default)]
+    #[param(minimum = 0, maximum = 10000)]
+    limit: Option<usize>,
+}
+
+/// A row of a job's table.
+#[derive(Serialize, ToSchema)]
+pub struct Row {
+    /// The batch it came out of.
+    pub batch: i64,
+    /// Its place in the batch, from 0.
+    pub seq: i64,
+    /// The batch's time, ms since the epoch.
+    pub time: i64,
+    /// Its key.
+    pub key: Option<String>,
+    /// Its value (a number or text; bytes as hex).
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+}
+
+/// The rows a job's `sqlite` sink committed (exactly once per batch), oldest first.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/rows", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1), RowsQuery),
+    responses(
+        (status = 200, description = "the rows", body = Vec<Row>),
+        (status = 400, description = "the job has no sqlite sink, or a bad query", body = ErrorBody),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn rows(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<RowsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Row>>, ApiError> {
+    let id = job_id(&id)?;
+    let job = tenant_job(&state, caller.id, id).await?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadBody, e.body_text()))?;
+    let spec: serde_json::Value = serde_json::from_str(&job.spec_json).unwrap_or_default();
+    let Some(table) = spec["sink"]["sqlite"]["table"].as_str().map(str::to_owned) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadBody,
+            format!("job {id} has no sqlite sink; its output is at GET /api/v1/jobs/{id}/output"),
+        ));
+    };
+    let path = state.tenant_db(caller.id);
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let rows = blocking(move || {
+        crate::sink::sqlite::read_rows(&path, &table, id, (q.after, q.after_seq.unwrap_or(i64::MAX)), limit)
+            .map_err(|e| ApiError::internal("reading a job's rows", e))
+    })
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(batch, seq, time, key, value)| Row {
+                batch,
+                seq,
+                time,
+                key,
+                value,
+            })
+            .collect(),
+    ))
 }
 
 /// The job's checkpoints (the last few are kept), newest first.

@@ -213,10 +213,35 @@ impl JobTable {
             every_batches: plan.checkpoint_every_batches(),
             keep: CHECKPOINTS_KEPT,
         };
+        let table = match &job.spec_json.parse::<serde_json::Value>() {
+            Ok(v) => v["sink"]["sqlite"]["table"].as_str().map(str::to_owned),
+            Err(_) => None,
+        };
+        let tenant_db = state.tenant_db(tenant_id);
+        let sink_db_bytes_max = quotas.sink_db_bytes_max;
         let build = {
             let kept = kept.clone();
             let records_max = quotas.output_records_max;
             move || -> Result<Job, String> {
+                let kept_sink = Box::new(KeptSink {
+                    kept: kept.clone(),
+                    ty: plan.output_type,
+                    records_max,
+                });
+                let sink: Box<dyn crate::sink::Sink> = match table {
+                    Some(table) => {
+                        let db = crate::sink::sqlite::SqliteSink::open(
+                            &tenant_db,
+                            &table,
+                            id,
+                            plan.output_type,
+                            Some(sink_db_bytes_max),
+                        )
+                        .map_err(|e| format!("sink: {e}"))?;
+                        Box::new(crate::sink::Both(kept_sink, Box::new(db)))
+                    }
+                    None => kept_sink,
+                };
                 let source = crate::source::open_with(&plan.spec.source, plan.batch_ms, source_limits)
                     .map_err(|e| format!("source: {e}"))?;
                 if let Some(buffer) = source.ingest() {
@@ -227,11 +252,7 @@ impl JobTable {
                     pipeline,
                     batch_ms: plan.batch_ms,
                     source,
-                    sink: Box::new(KeptSink {
-                        kept: kept.clone(),
-                        ty: plan.output_type,
-                        records_max,
-                    }),
+                    sink,
                     dead_letters: Box::new(kept),
                     checkpointing: Some(checkpointing),
                 })

@@ -1,6 +1,8 @@
 //! `text_files`: one file per output batch, `PREFIX-TIME_IN_MS[.SUFFIX]` (Spark's
-//! `saveAsTextFiles`), a record per line. Each file is written to a temporary name and renamed
-//! into place, so readers never see half a file.
+//! `saveAsTextFiles`), a record per line. Each file is written to a temporary name, synced and
+//! renamed into place, so readers never see half a file; a batch whose file is there already
+//! (it was committed before a crash, and the job re-runs it from its checkpoint) is skipped:
+//! exactly once per batch.
 
 use std::io::Write;
 
@@ -34,6 +36,9 @@ impl TextFilesSink {
 impl Sink for TextFilesSink {
     fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
         let path = std::path::PathBuf::from(self.file_name(tick.time_ms));
+        if path.exists() {
+            return Ok(());
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -48,6 +53,11 @@ impl Sink for TextFilesSink {
             }
             f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(&tmp, &path)?;
+        // The rename is durable once the directory is.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }

@@ -140,6 +140,7 @@ pub struct GeneratorSource {
     rng: Rng,
     vocab: Vocabulary,
     line: String,
+    batches: Option<u64>,
 }
 
 impl GeneratorSource {
@@ -159,7 +160,14 @@ impl GeneratorSource {
             rng: Rng::new(seed),
             vocab: Vocabulary::default(),
             line: String::new(),
+            batches: None,
         }
+    }
+
+    /// The same, making `batches` batches when unpaced (then the job ends).
+    pub fn with_batches(mut self, batches: Option<u64>) -> GeneratorSource {
+        self.batches = batches;
+        self
     }
 }
 
@@ -184,6 +192,10 @@ impl Source for GeneratorSource {
 
     fn is_live(&self) -> bool {
         self.rate_per_s.is_some()
+    }
+
+    fn batches_hint(&self) -> Option<u64> {
+        self.batches.filter(|_| self.rate_per_s.is_none())
     }
 
     fn position(&self) -> Option<serde_json::Value> {
