@@ -10,6 +10,8 @@
 //!   60 s window sliding 1 s, against the same with a 2 s window;
 //! - a 100 ms interval at 1 million lines/s offered (100k lines a batch): batch time p50/p99.
 
+pub mod checkpoints;
+pub mod ingest;
 pub mod isolation;
 
 use std::sync::Arc;
@@ -32,6 +34,10 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Run the isolation measurements on a real server instead of the engine's.
     pub isolation: bool,
+    /// Measure checkpoints (write, recovery, throughput cost) instead.
+    pub checkpoints: bool,
+    /// Measure durable HTTP ingest on a real server instead.
+    pub ingest: bool,
 }
 
 struct Case {
@@ -131,6 +137,12 @@ fn visits(interval: &str, window: &str, wasm: bool) -> String {
 pub fn run(options: BenchOptions) -> Result<()> {
     if options.isolation {
         return isolation::run(options.quick);
+    }
+    if options.checkpoints {
+        return checkpoints::run(options.quick);
+    }
+    if options.ingest {
+        return ingest::run(options.quick);
     }
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
     let cores = available_cores();

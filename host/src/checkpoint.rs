@@ -5,7 +5,12 @@
 //!
 //! State rows carry the checkpoint from which they hold (`from_ckpt`) and the one that replaced
 //! them (`to_ckpt`), so each of the last `keep` checkpoints can be read back whole while a new
-//! one writes only what changed. Pruning deletes what no kept checkpoint can see.
+//! one writes only what changed. Pruning deletes what no kept checkpoint can see. Named blobs
+//! (a window's per-batch partials) are a row each; the entries of keyed maps are written as
+//! runs (one blob of puts and removals per map and checkpoint, a few MiB at most each), read
+//! back in order: a base from a full snapshot, then what each incremental checkpoint changed,
+//! as an LSM tree keeps them. Once the incremental runs outweigh the base, the next checkpoint
+//! is a full one (`wants_full`), so reading back stays bounded.
 //!
 //! The file is the registry's sibling on the server (`checkpoints.db`, one file for all jobs)
 //! and the `--checkpoint FILE` of `sluice run`.
@@ -21,8 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::engine::ops::StateKind;
 use crate::engine::state::{StateDelta, StoredState, key_bytes, key_from_bytes};
 
-/// The layout version of checkpoints this binary writes and reads.
-pub const FORMAT: u32 = 1;
+/// The layout version of checkpoints this binary writes and reads (2: keyed entries in runs).
+pub const FORMAT: u32 = 2;
+
+/// Bytes of one run of keyed entries at most (a larger delta takes several).
+const RUN_BYTES_MAX: usize = 4 << 20;
 
 /// What a checkpoint records besides operator state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,18 +127,58 @@ CREATE TABLE IF NOT EXISTS state_blobs (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS state_blobs_live ON state_blobs (job, op, name) WHERE to_ckpt IS NULL;
 CREATE INDEX IF NOT EXISTS state_blobs_job ON state_blobs (job, to_ckpt);
-CREATE TABLE IF NOT EXISTS state_keys (
+CREATE TABLE IF NOT EXISTS state_runs (
     job INTEGER NOT NULL,
     op TEXT NOT NULL,
     map TEXT NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL,
+    base INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    data BLOB NOT NULL,
     from_ckpt INTEGER NOT NULL,
     to_ckpt INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS state_keys_live ON state_keys (job, op, map, key) WHERE to_ckpt IS NULL;
-CREATE INDEX IF NOT EXISTS state_keys_job ON state_keys (job, to_ckpt);
+CREATE INDEX IF NOT EXISTS state_runs_job ON state_runs (job, to_ckpt);
 ";
+
+/// Appends one keyed entry to a run: a put (with its value) or a removal.
+fn put_entry(run: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    run.push(u8::from(value.is_some()));
+    run.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    run.extend_from_slice(key);
+    if let Some(v) = value {
+        run.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        run.extend_from_slice(v);
+    }
+}
+
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    (rest.len() >= n).then(|| {
+        let (a, b) = rest.split_at(n);
+        *rest = b;
+        a
+    })
+}
+
+fn take_len(rest: &mut &[u8]) -> Option<usize> {
+    Some(u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize)
+}
+
+/// Applies a run's entries to `map`.
+fn apply_run(mut run: &[u8], map: &mut crate::engine::keyed::KeyedMap) -> Result<(), String> {
+    let short = || "a run of keyed entries is cut short".to_owned();
+    while !run.is_empty() {
+        let put = take(&mut run, 1).ok_or_else(short)?[0] == 1;
+        let n = take_len(&mut run).ok_or_else(short)?;
+        let key = key_from_bytes(take(&mut run, n).ok_or_else(short)?).map_err(|e| e.0)?;
+        if put {
+            let n = take_len(&mut run).ok_or_else(short)?;
+            map.insert(key, take(&mut run, n).ok_or_else(short)?.to_vec());
+        } else {
+            map.remove(&key);
+        }
+    }
+    Ok(())
+}
 
 /// The application id in the file's header: a checkpoint store, not some other SQLite file.
 const APPLICATION_ID: i32 = 0x536c_4350; // "SlCP"
@@ -223,11 +271,8 @@ impl CheckpointStore {
             let mut put_blob = tx.prepare_cached(
                 "INSERT INTO state_blobs (job, op, name, value, from_ckpt) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut close_key = tx.prepare_cached(
-                "UPDATE state_keys SET to_ckpt = ?5 WHERE job = ?1 AND op = ?2 AND map = ?3 AND key = ?4 AND to_ckpt IS NULL",
-            )?;
-            let mut put_key = tx.prepare_cached(
-                "INSERT INTO state_keys (job, op, map, key, value, from_ckpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            let mut put_run = tx.prepare_cached(
+                "INSERT INTO state_runs (job, op, map, base, bytes, data, from_ckpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (op, delta) in deltas {
                 if delta.full {
@@ -236,7 +281,7 @@ impl CheckpointStore {
                         params![job, op, c],
                     )?;
                     tx.execute(
-                        "UPDATE state_keys SET to_ckpt = ?3 WHERE job = ?1 AND op = ?2 AND to_ckpt IS NULL",
+                        "UPDATE state_runs SET to_ckpt = ?3 WHERE job = ?1 AND op = ?2 AND to_ckpt IS NULL",
                         params![job, op, c],
                     )?;
                 }
@@ -247,13 +292,29 @@ impl CheckpointStore {
                     close_blob.execute(params![job, op, name, c])?;
                     put_blob.execute(params![job, op, name, value, c])?;
                 }
-                for (map, key) in &delta.removed_keys {
-                    close_key.execute(params![job, op, map, key_bytes(key), c])?;
+                // Each map's removals, then its puts (as `StoredState::apply`), in runs.
+                let mut runs: HashMap<&str, Vec<u8>> = HashMap::new();
+                let mut flush = |map: &str, run: &mut Vec<u8>| -> rusqlite::Result<()> {
+                    if !run.is_empty() {
+                        put_run.execute(params![job, op, map, delta.full, run.len() as i64, &run[..], c])?;
+                        run.clear();
+                    }
+                    Ok(())
+                };
+                let entries = delta
+                    .removed_keys
+                    .iter()
+                    .map(|(m, k)| (m, k, None))
+                    .chain(delta.put_keys.iter().map(|(m, k, v)| (m, k, Some(&v[..]))));
+                for (map, key, value) in entries {
+                    let run = runs.entry(map.as_str()).or_default();
+                    put_entry(run, &key_bytes(key), value);
+                    if run.len() >= RUN_BYTES_MAX {
+                        flush(map, run)?;
+                    }
                 }
-                for (map, key, value) in &delta.put_keys {
-                    let k = key_bytes(key);
-                    close_key.execute(params![job, op, map, k, c])?;
-                    put_key.execute(params![job, op, map, k, value, c])?;
+                for (map, run) in &mut runs {
+                    flush(map, run)?;
                 }
             }
         }
@@ -275,7 +336,7 @@ impl CheckpointStore {
                 params![job, oldest],
             )?;
             tx.execute(
-                "DELETE FROM state_keys WHERE job = ?1 AND to_ckpt IS NOT NULL AND to_ckpt <= ?2",
+                "DELETE FROM state_runs WHERE job = ?1 AND to_ckpt IS NOT NULL AND to_ckpt <= ?2",
                 params![job, oldest],
             )?;
         }
@@ -341,28 +402,44 @@ impl CheckpointStore {
             let op: String = r.get(0)?;
             states.entry(op).or_default().blobs.insert(r.get(1)?, r.get(2)?);
         }
-        let mut stmt = conn.prepare(&format!("SELECT op, map, key, value FROM state_keys WHERE {visible}"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT op, map, data FROM state_runs WHERE {visible} ORDER BY from_ckpt, rowid"
+        ))?;
         let mut rows = stmt.query(params![job, c])?;
         while let Some(r) = rows.next()? {
             let op: String = r.get(0)?;
             let map: String = r.get(1)?;
-            let key = key_from_bytes(&r.get::<_, Vec<u8>>(2)?).map_err(|e| CheckpointError::Corrupt(e.0))?;
-            states
-                .entry(op)
-                .or_default()
-                .maps
-                .entry(map)
-                .or_default()
-                .insert(key, r.get(3)?);
+            let data = r
+                .get_ref(2)?
+                .as_blob()
+                .map_err(|e| CheckpointError::Corrupt(format!("checkpoint {c}: {e}")))?;
+            let into = states.entry(op).or_default().maps.entry(map).or_default();
+            apply_run(data, into).map_err(|e| CheckpointError::Corrupt(format!("checkpoint {c}: {e}")))?;
+        }
+        for s in states.values_mut() {
+            s.maps.retain(|_, m| !m.is_empty());
         }
         Ok(Some((meta, states)))
+    }
+
+    /// Whether the job's next checkpoint should be a full one: what incremental checkpoints
+    /// wrote since the last full one outweighs it (or they are many), so reading back would
+    /// cost more than writing the whole state again.
+    pub fn wants_full(&self, job: i64) -> Result<bool, CheckpointError> {
+        let (base, incremental, runs): (i64, i64, i64) = self.conn().query_row(
+            "SELECT COALESCE(SUM(CASE WHEN base THEN bytes END), 0), COALESCE(SUM(CASE WHEN base THEN 0 ELSE bytes END), 0), COUNT(*)
+             FROM state_runs WHERE job = ?1 AND to_ckpt IS NULL",
+            params![job],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(incremental > base.max(1 << 20) || runs > 256)
     }
 
     /// Deletes every checkpoint of the job (it starts from scratch next time, or it is gone).
     pub fn delete(&self, job: i64) -> Result<(), CheckpointError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for table in ["checkpoints", "state_blobs", "state_keys"] {
+        for table in ["checkpoints", "state_blobs", "state_runs"] {
             tx.execute(&format!("DELETE FROM {table} WHERE job = ?1"), params![job])?;
         }
         tx.commit()?;

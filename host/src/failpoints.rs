@@ -1,8 +1,9 @@
 //! Test hooks for faults that no input can cause, so that the tests of what the server does
 //! about them run through the real binary: with `SLUICE_FAILPOINT=panic:NAME` the job named NAME
 //! panics in its second batch (a host bug in a job); with `SLUICE_FAILPOINT=abort:NAME` the
-//! process aborts in the job's first batch (a job that takes the whole server down). Unset (as
-//! always outside tests), they cost one branch per batch.
+//! process aborts in the job's first batch (a job that takes the whole server down); with
+//! `SLUICE_FAILPOINT=enospc:FILE` storage writes fail as on a full disk while FILE exists. Unset
+//! (as always outside tests), they cost one branch per batch or write.
 
 use std::sync::OnceLock;
 
@@ -31,4 +32,16 @@ pub fn in_batch(job: &str, batch_id: u64) {
         }
         _ => {}
     }
+}
+
+/// Called before every write to the server's storage that must survive a crash (the ingest
+/// log, checkpoints, the sqlite sink): with `SLUICE_FAILPOINT=enospc:FILE` each fails as on a
+/// full disk while FILE exists, so a test can fill the disk and free it again.
+pub fn storage(what: &str) -> std::io::Result<()> {
+    let Some((kind, flag)) = point() else { return Ok(()) };
+    if kind == "enospc" && std::path::Path::new(flag).exists() {
+        tracing::debug!(what, "failpoint: the disk is full");
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    Ok(())
 }

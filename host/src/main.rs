@@ -41,6 +41,13 @@ enum Command {
         /// with another tenant's CPU-bound UDFs, and the RSS of 100 idle jobs.
         #[arg(long)]
         isolation: bool,
+        /// Measure checkpoints instead: write time and bytes of window state of 1e4..1e6 keys,
+        /// full and incremental, recovery time, and word count's throughput with and without.
+        #[arg(long)]
+        checkpoints: bool,
+        /// Measure durable HTTP ingest on a real server instead: records/s acknowledged.
+        #[arg(long)]
+        ingest: bool,
     },
     /// Serves the platform: the REST API over the SQLite registry in the data directory, with
     /// the jobs that were running when it last stopped.
@@ -248,7 +255,17 @@ fn main() -> std::process::ExitCode {
     };
     let result = match command {
         Command::Demo { batches, records } => sluice::demo::run(batches, records),
-        Command::Bench { quick, isolation } => sluice::bench::run(sluice::bench::BenchOptions { quick, isolation }),
+        Command::Bench {
+            quick,
+            isolation,
+            checkpoints,
+            ingest,
+        } => sluice::bench::run(sluice::bench::BenchOptions {
+            quick,
+            isolation,
+            checkpoints,
+            ingest,
+        }),
         Command::Serve(args) => args.options().and_then(sluice::server::serve),
         Command::CompileModule {
             memory_bytes_max,

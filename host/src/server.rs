@@ -116,6 +116,11 @@ impl AppState {
         self.data_dir.join("tenants").join(format!("{tenant_id}.db"))
     }
 
+    /// A job's ingest log (what its `http` source acknowledged), a directory of segments.
+    pub fn ingest_log_dir(&self, job_id: i64) -> PathBuf {
+        self.data_dir.join("ingest").join(job_id.to_string())
+    }
+
     /// A tenant's quotas: the server's, with the tenant's overrides.
     pub fn quotas_for(&self, tenant: &Tenant) -> quotas::Quotas {
         let Some(json) = &tenant.quotas_json else {

@@ -6,6 +6,7 @@ mod batches;
 mod directory;
 pub mod generator;
 pub mod http;
+pub mod ingest_log;
 mod socket;
 
 use crate::batch::RecordBatch;
@@ -26,6 +27,19 @@ pub enum SourceError {
     /// A checkpointed position does not fit the source.
     #[error("{0}")]
     Position(String),
+    /// The ingest log could not be read or written.
+    #[error(transparent)]
+    Log(#[from] ingest_log::LogError),
+}
+
+impl SourceError {
+    /// The I/O error's kind, where storage failed (`StorageFull`: the disk is full).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            SourceError::Log(e) => e.io_kind(),
+            _ => None,
+        }
+    }
 }
 
 /// Where records come from.
@@ -57,6 +71,9 @@ pub trait Source: Send {
     fn seek(&mut self, _position: &serde_json::Value) -> Result<(), SourceError> {
         Ok(())
     }
+
+    /// A checkpoint holding `position` is committed: what is before it is never read again.
+    fn committed(&mut self, _position: &serde_json::Value) {}
 }
 
 fn bad_position(what: &str, position: &serde_json::Value) -> SourceError {
@@ -76,6 +93,8 @@ pub struct SourceLimits {
     pub line_bytes_max: usize,
     /// How long a socket connect may take.
     pub connect_timeout_ms: u64,
+    /// Bytes of an `http` source's ingest log that no checkpoint covers yet.
+    pub ingest_log_bytes_max: u64,
 }
 
 impl Default for SourceLimits {
@@ -86,17 +105,24 @@ impl Default for SourceLimits {
             buffer_bytes_max: 1 << 30,
             line_bytes_max: 16 << 20,
             connect_timeout_ms: 2_000,
+            ingest_log_bytes_max: 1 << 30,
         }
     }
 }
 
 /// Opens the source a spec describes with the default limits. Live sources start gathering now.
 pub fn open(spec: &SourceSpec, batch_ms: i64) -> Result<Box<dyn Source>, SourceError> {
-    open_with(spec, batch_ms, SourceLimits::default())
+    open_with(spec, batch_ms, SourceLimits::default(), None)
 }
 
-/// Opens the source a spec describes, holding at most `limits` between batches.
-pub fn open_with(spec: &SourceSpec, batch_ms: i64, limits: SourceLimits) -> Result<Box<dyn Source>, SourceError> {
+/// Opens the source a spec describes, holding at most `limits` between batches; an `http`
+/// source logs what it takes in `ingest_log` (a directory), if given.
+pub fn open_with(
+    spec: &SourceSpec,
+    batch_ms: i64,
+    limits: SourceLimits,
+    ingest_log: Option<&std::path::Path>,
+) -> Result<Box<dyn Source>, SourceError> {
     Ok(match spec {
         SourceSpec::Batches { path } => Box::new(BatchesSource::open(path)?),
         SourceSpec::Socket { host, port } => Box::new(SocketSource::start(host.clone(), *port, limits)),
@@ -117,16 +143,24 @@ pub fn open_with(spec: &SourceSpec, batch_ms: i64, limits: SourceLimits) -> Resu
             )
             .with_batches(*batches),
         ),
-        SourceSpec::Http { buffer_records } => Box::new(http::HttpSource::new(
-            buffer_records
+        SourceSpec::Http { buffer_records } => {
+            let records = buffer_records
                 .unwrap_or(http::BUFFER_RECORDS_DEFAULT)
-                .min(limits.buffer_records_max),
-            limits.buffer_bytes_max,
-        )),
+                .min(limits.buffer_records_max);
+            match ingest_log {
+                Some(dir) => Box::new(http::HttpSource::durable(
+                    records,
+                    limits.buffer_bytes_max,
+                    dir,
+                    limits.ingest_log_bytes_max,
+                )?),
+                None => Box::new(http::HttpSource::new(records, limits.buffer_bytes_max)),
+            }
+        }
         SourceSpec::Union(parts) => Box::new(Union(
             parts
                 .iter()
-                .map(|p| open_with(p, batch_ms, limits))
+                .map(|p| open_with(p, batch_ms, limits, ingest_log))
                 .collect::<Result<_, _>>()?,
         )),
     })
@@ -181,5 +215,13 @@ impl Source for Union {
             }
         }
         Ok(())
+    }
+
+    fn committed(&mut self, position: &serde_json::Value) {
+        if let Some(parts) = position.as_array() {
+            for (s, p) in self.0.iter_mut().zip(parts) {
+                s.committed(p);
+            }
+        }
     }
 }

@@ -14,10 +14,10 @@ use sluice_tests::{sluice, sluice_bin};
 use super::harness::{Server, call, eventually, job, new_tenant, post_spec, try_start, upload};
 
 /// A small random number generator, seeded from the clock (the seed is printed on failure).
-struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn new() -> Rng {
+    pub(super) fn new() -> Rng {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -27,7 +27,7 @@ impl Rng {
         Rng(seed)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -54,7 +54,7 @@ fn spec(sink: Value, modules: bool, batches: u64) -> Value {
     s
 }
 
-fn integrity_ok(path: &std::path::Path) {
+pub(super) fn integrity_ok(path: &std::path::Path) {
     let conn = rusqlite_check(path);
     assert_eq!(conn, "ok", "{}", path.display());
 }

@@ -7,6 +7,7 @@ mod cache;
 mod checkpoints;
 mod cli;
 mod crash;
+mod crash_ingest;
 mod harness;
 mod isolation;
 mod live_sources;

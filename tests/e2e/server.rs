@@ -257,6 +257,14 @@ fn a_bad_spec_lists_every_problem_with_its_path() {
         json!([]),
         "nothing stored"
     );
+    let two_http = json!({
+        "name": "two", "batch_interval": "1s",
+        "source": { "union": [ { "http": {} }, { "http": {} } ] },
+        "stages": [], "sink": { "print": {} }
+    });
+    let (status, body) = post_spec(&s, "/api/v1/jobs", &a, &two_http);
+    assert_eq!((status, code(&body)), (400, "invalid_spec"));
+    assert_eq!(body["error"]["problems"][0]["path"], "source.union", "{body}");
 }
 
 #[test]

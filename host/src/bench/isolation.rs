@@ -12,9 +12,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 /// A server of this binary on a scratch directory, killed on drop.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    base: String,
+    pub(super) base: String,
     admin: String,
     dir: std::path::PathBuf,
     agent: ureq::Agent,
@@ -29,7 +29,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start() -> Result<Server> {
+    pub(super) fn start() -> Result<Server> {
         let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut child = Command::new(std::env::current_exe()?)
@@ -58,7 +58,13 @@ impl Server {
         })
     }
 
-    fn call(&self, method: &str, path: &str, token: &str, body: Option<(&str, Vec<u8>)>) -> Result<(u16, Value)> {
+    pub(super) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {token}");
         let mut resp = match (method, body) {
@@ -83,7 +89,7 @@ impl Server {
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
-    fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Result<Value> {
+    pub(super) fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Result<Value> {
         let (status, v) = self.call(
             method,
             path,
@@ -96,14 +102,14 @@ impl Server {
         Ok(v)
     }
 
-    fn tenant(&self, name: &str, quotas: Value) -> Result<String> {
+    pub(super) fn tenant(&self, name: &str, quotas: Value) -> Result<String> {
         let t = self.ok("POST", "/api/v1/tenants", &self.admin, Some(json!({ "name": name })))?;
         let id = t["tenant"]["id"].as_i64().unwrap_or_default();
         self.ok("PATCH", &format!("/api/v1/tenants/{id}"), &self.admin, Some(quotas))?;
         Ok(t["token"].as_str().unwrap_or_default().to_owned())
     }
 
-    fn upload(&self, token: &str, name: &str, wasm: &[u8]) -> Result<()> {
+    pub(super) fn upload(&self, token: &str, name: &str, wasm: &[u8]) -> Result<()> {
         let (status, v) = self.call(
             "POST",
             &format!("/api/v1/udfs/{name}"),
@@ -116,14 +122,14 @@ impl Server {
         Ok(())
     }
 
-    fn job(&self, token: &str, spec: Value) -> Result<i64> {
+    pub(super) fn job(&self, token: &str, spec: Value) -> Result<i64> {
         let j = self.ok("POST", "/api/v1/jobs", token, Some(spec))?;
         let id = j["id"].as_i64().unwrap_or_default();
         self.ok("POST", &format!("/api/v1/jobs/{id}/start"), token, None)?;
         Ok(id)
     }
 
-    fn batches(&self, token: &str, id: i64) -> Result<Vec<Value>> {
+    pub(super) fn batches(&self, token: &str, id: i64) -> Result<Vec<Value>> {
         Ok(self
             .ok("GET", &format!("/api/v1/jobs/{id}/batches"), token, None)?
             .as_array()

@@ -491,6 +491,12 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
         );
     }
     check_source(&mut c, &spec.source, "source");
+    if http_sources(&spec.source) > 1 {
+        c.err(
+            "source.union",
+            "a job takes records over HTTP through one `http` source: keep one",
+        );
+    }
     for (path, sink) in [("sink", Some(&spec.sink)), ("dead_letter", spec.dead_letter.as_ref())] {
         if let Some(SinkSpec::TextFiles { prefix, .. }) = sink
             && prefix.trim().is_empty()
@@ -534,6 +540,14 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
         stages,
         spec,
     })
+}
+
+fn http_sources(source: &SourceSpec) -> usize {
+    match source {
+        SourceSpec::Http { .. } => 1,
+        SourceSpec::Union(parts) => parts.iter().map(http_sources).sum(),
+        _ => 0,
+    }
 }
 
 fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {

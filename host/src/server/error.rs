@@ -66,6 +66,10 @@ pub enum ErrorCode {
     Backpressure,
     /// The server has no room for this now (instance pool, compile queue); retry later.
     Capacity,
+    /// The server's disk is full: nothing was stored; retry when there is room.
+    DiskFull,
+    /// The server's storage failed: nothing was stored; retry later.
+    IoError,
     /// The server is shutting down.
     ShuttingDown,
     /// The route exists, but not with this method.

@@ -1,7 +1,9 @@
 //! `POST /api/v1/jobs/{id}/ingest`: records for a running job with an `http` source, as a JSON
 //! array (strings or `{"key", "value", "timestamp"}`) or as text lines. 202 when the job took
-//! them all; 429 when its buffer (bounded in records and bytes) cannot take them all (none
-//! taken: retry later) or the job's ingest rate quota is spent.
+//! them all, which means they are in the job's ingest log on disk (a crash loses none of them);
+//! 429 when its buffer (bounded in records and bytes) or its log (bounded by what no checkpoint
+//! covers yet) cannot take them all, or its ingest rate quota is spent; 503 when the disk is
+//! full or failed. In every refusal none was taken: retry later.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use super::auth::Caller;
 use super::error::{ErrorBody, ErrorCode};
 use super::jobs::{job_id, tenant_job};
 use super::{ApiError, AppState};
-use crate::source::http::{Full, Ingested};
+use crate::source::http::{Full, Ingested, Refused};
 
 /// Largest ingest request body.
 pub const INGEST_BYTES_MAX: usize = 16 << 20;
@@ -121,12 +123,13 @@ pub struct IngestRecordDoc {
         (Vec<IngestJson> = "application/json"),
     )),
     responses(
-        (status = 202, description = "all records taken; they go into the next batch", body = Accepted),
+        (status = 202, description = "all records taken and on disk; they go into the next batch", body = Accepted),
         (status = 400, description = "no records, bad JSON, or no http source", body = ErrorBody),
         (status = 404, description = "no such job", body = ErrorBody),
         (status = 409, description = "the job does not run", body = ErrorBody),
         (status = 413, description = "the body is over 16 MiB", body = ErrorBody),
-        (status = 429, description = "the buffer is full or the ingest rate quota spent; nothing taken, retry", body = ErrorBody),
+        (status = 429, description = "the buffer or the ingest log is full, or the ingest rate quota spent; nothing taken, retry", body = ErrorBody),
+        (status = 503, description = "the disk is full or failed (disk_full, io_error); nothing taken, retry", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(super) async fn ingest(
@@ -188,9 +191,30 @@ pub(super) async fn ingest(
     }
     let max = state.quotas_for(&caller).ingest_records_per_s_max;
     state.ingest_rates.take(id, records.len() as u64, max)?;
-    match buffer.offer(records) {
+    match buffer.take(records).await {
         Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(Accepted { accepted }))),
-        Err(room) => Err(full(id, room)),
+        Err(Refused::Full(room)) => Err(full(id, room)),
+        Err(Refused::LogFull { uncovered, max }) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Backpressure,
+            format!(
+                "job {id}'s ingest log holds {uncovered} bytes no checkpoint covers yet, and these records would take it over {max} (ingest_log_bytes_max); nothing was taken: retry after its next checkpoint"
+            ),
+        )),
+        Err(Refused::Storage { disk_full, message }) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            if disk_full {
+                ErrorCode::DiskFull
+            } else {
+                ErrorCode::IoError
+            },
+            format!("job {id}'s ingest log could not be written ({message}); nothing was taken: retry later"),
+        )),
+        Err(Refused::Closed) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::NotRunning,
+            format!("job {id} stopped while the records were sent; nothing was taken: start it and send them again"),
+        )),
     }
 }
 

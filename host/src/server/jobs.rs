@@ -513,6 +513,12 @@ pub(super) async fn delete(
             if let Err(e) = st.checkpoints.delete(id) {
                 tracing::error!("job {id}: its checkpoints could not be deleted: {e}");
             }
+            match std::fs::remove_dir_all(st.ingest_log_dir(id)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::error!("job {id}: its ingest log could not be deleted: {e}");
+                }
+                _ => {}
+            }
             // Everything kept for it in this process goes with it.
             guard.deleted();
             st.ingest_rates.forget(id);

@@ -65,6 +65,9 @@ pub struct Quotas {
     pub dead_letter_bytes_max: usize,
     /// Bytes of the tenant's output database (its jobs' `sqlite` sinks).
     pub sink_db_bytes_max: u64,
+    /// Bytes of a job's ingest log (its `http` source's acknowledged records) that no
+    /// checkpoint covers yet; a request that would go over is refused with 429.
+    pub ingest_log_bytes_max: u64,
 }
 
 impl Default for Quotas {
@@ -93,6 +96,7 @@ impl Default for Quotas {
             reports_bytes_max: 2 << 20,
             dead_letter_bytes_max: 1 << 20,
             sink_db_bytes_max: 1 << 30,
+            ingest_log_bytes_max: 1 << 30,
         }
     }
 }

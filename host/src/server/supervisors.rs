@@ -205,7 +205,9 @@ impl JobTable {
             buffer_bytes_max: quotas.source_buffer_bytes_max,
             line_bytes_max: quotas.socket_line_bytes_max,
             connect_timeout_ms: 2_000,
+            ingest_log_bytes_max: quotas.ingest_log_bytes_max,
         };
+        let ingest_log = state.ingest_log_dir(id);
         let runtime = state.runtime.clone();
         let checkpointing = crate::supervisor::Checkpointing {
             store: state.checkpoints.clone(),
@@ -242,8 +244,9 @@ impl JobTable {
                     }
                     None => kept_sink,
                 };
-                let source = crate::source::open_with(&plan.spec.source, plan.batch_ms, source_limits)
-                    .map_err(|e| format!("source: {e}"))?;
+                let source =
+                    crate::source::open_with(&plan.spec.source, plan.batch_ms, source_limits, Some(&ingest_log))
+                        .map_err(|e| format!("source: {e}"))?;
                 if let Some(buffer) = source.ingest() {
                     let _ = kept.ingest.set(buffer);
                 }

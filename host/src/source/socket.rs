@@ -236,6 +236,7 @@ mod tests {
             buffer_bytes_max: 1 << 20,
             line_bytes_max: 10,
             connect_timeout_ms: 1000,
+            ..SourceLimits::default()
         };
         let mut source = SocketSource::start("127.0.0.1".into(), port, limits);
         let (mut peer, _) = listener.accept().unwrap();

@@ -99,8 +99,12 @@ impl Checkpointer {
                     e.kind()
                 )
             })?;
-        self.full_next = false;
+        // Once incremental checkpoints outweigh the last full one, the next is full again.
+        self.full_next = self.cfg.store.wants_full(self.cfg.job).unwrap_or(false);
         self.last = tick.batch_id;
+        if let Some(position) = &meta.source {
+            job.source.committed(position);
+        }
         Ok(Some(info))
     }
 }
