@@ -104,6 +104,7 @@ pub fn start(
         sink: io.sink,
         dead_letters: Box::new(JsonLinesDeadLetters(io.dead_letters)),
         checkpointing: options.checkpointing.clone(),
+        max_refused: plan.spec.max_refused.unwrap_or_default(),
     };
     let done = Arc::new(AtomicU64::new(0));
     let handle = supervisor::spawn(

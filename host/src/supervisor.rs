@@ -17,6 +17,7 @@
 //! ```
 
 mod checkpoints;
+pub mod refusals;
 pub mod report;
 #[cfg(test)]
 mod tests;
@@ -33,9 +34,11 @@ pub use checkpoints::Checkpointing;
 pub use report::BatchReport;
 
 use checkpoints::Checkpointer;
+use refusals::Refusals;
 
 use crate::engine::context::UdfHandle;
 use crate::engine::{Clock, DeadLetter, EngineError, Pipeline, Tick};
+use crate::job::spec::RefusedLimits;
 use crate::sink::Sink;
 use crate::source::{Source, SourceError};
 
@@ -130,6 +133,9 @@ pub enum RunError {
     /// Writing output or dead letters failed.
     #[error("sink: {0}")]
     Sink(#[from] std::io::Error),
+    /// More records were refused than `max_refused` allows.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Where refused records go.
@@ -165,6 +171,8 @@ pub struct Job {
     pub dead_letters: Box<dyn DeadLetterSink>,
     /// Where and how often it checkpoints (none: it starts from scratch every time).
     pub checkpointing: Option<Checkpointing>,
+    /// How many refused records fail it after all (under `skip`).
+    pub max_refused: RefusedLimits,
 }
 
 /// What a supervisor tells whoever watches it, on its own thread.
@@ -301,6 +309,7 @@ impl Core {
         let live = job.source.is_live();
         let batch_ms = job.batch_ms;
         let mut checkpoints = job.checkpointing.take().map(Checkpointer::new);
+        let mut refusals = Refusals::new(job.max_refused);
         let restored = match checkpoints.as_mut().map(|c| c.restore(&mut job)) {
             Some(Err(reason)) => {
                 return Ended::Failed {
@@ -342,7 +351,7 @@ impl Core {
                 return self.finish(&mut checkpoints, &mut job, tick_of(k), zero, ended);
             }
             k += 1;
-            match run_tick(&mut job, clock, tick, live, &options.name) {
+            match run_tick(&mut job, &mut refusals, clock, tick, live, &options.name) {
                 Ok(report) => {
                     self.observer.on_batch(&report);
                     if let Some(c) = checkpoints.as_mut() {
@@ -448,7 +457,14 @@ impl Core {
 }
 
 /// One batch: source, stages, sink and dead letters, all in the pipeline's worker pool.
-fn run_tick(job: &mut Job, clock: &dyn Clock, tick: Tick, live: bool, name: &str) -> Result<BatchReport, RunError> {
+fn run_tick(
+    job: &mut Job,
+    refusals: &mut Refusals,
+    clock: &dyn Clock,
+    tick: Tick,
+    live: bool,
+    name: &str,
+) -> Result<BatchReport, RunError> {
     let started_ms = if live { clock.now_ms() } else { tick.time_ms };
     let t = Instant::now();
     let pool = job.pipeline.pool();
@@ -463,6 +479,9 @@ fn run_tick(job: &mut Job, clock: &dyn Clock, tick: Tick, live: bool, name: &str
         let input = source.next_batch(tick)?;
         let records_in = input.len() as u64;
         let out = pipeline.run_batch(tick, input)?;
+        refusals
+            .check(tick.batch_id, &out.dead_letters, &out.counts)
+            .map_err(RunError::Refused)?;
         crate::failpoints::in_batch(name, tick.batch_id);
         if let Some(batch) = &out.output {
             sink.write(tick, batch)?;

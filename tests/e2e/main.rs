@@ -13,6 +13,7 @@ mod isolation;
 mod live_sources;
 mod load_errors;
 mod native_parity;
+mod poison;
 mod run_jobs;
 mod sandbox;
 mod scheduler;

@@ -28,6 +28,8 @@ pub struct DeadLetter {
     pub stage: String,
     /// The batch it was in.
     pub batch_id: u64,
+    /// Its index in the stage's input of that batch.
+    pub index: u32,
     /// The record's key, as text (lossy).
     pub key: Option<String>,
     /// The record's value, as text (lossy).
@@ -209,6 +211,7 @@ impl<'a> StageContext<'a> {
                     self.dead_letters.push(DeadLetter {
                         stage: self.stage.to_owned(),
                         batch_id: self.tick.batch_id,
+                        index: self.first_record + e.index,
                         key,
                         value,
                         error: e.message.clone(),

@@ -120,6 +120,9 @@ pub struct JobSpec {
     /// Where refused records go under `skip` (default: stderr as JSON Lines).
     #[serde(default)]
     pub dead_letter: Option<SinkSpec>,
+    /// Under `skip`: how many refused records fail the job after all (default: no limit).
+    #[serde(default)]
+    pub max_refused: Option<RefusedLimits>,
     /// How often a checkpoint is written (a multiple of the batch interval; default: the job's
     /// output slide times `ceil(10 s / slide)`, as Spark's). Checkpoints are written only where
     /// the job has somewhere to write them (`sluice serve`, `sluice run --checkpoint FILE`).
@@ -128,6 +131,20 @@ pub struct JobSpec {
     /// For `sluice run`: UDF modules by name, as a path to a `.wasm` file or `builtin:examples`.
     #[serde(default)]
     pub modules: BTreeMap<String, String>,
+}
+
+/// How many refused records a job under `on_bad_record: skip` takes before it fails: a poison
+/// record now and then goes to the dead letters, a stream of them stops the job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefusedLimits {
+    /// More refused records than this in one batch (all stages) fail the job.
+    #[serde(default)]
+    pub per_batch: Option<u64>,
+    /// More than this refused one after another by a stage (across batches, in the order of
+    /// the stage's input, with no record taken in between) fail the job.
+    #[serde(default)]
+    pub in_a_row: Option<u64>,
 }
 
 /// Where records come from.

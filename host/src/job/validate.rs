@@ -65,6 +65,7 @@ const TOP_LEVEL: &[&str] = &[
     "dead_letter",
     "modules",
     "checkpoint_interval",
+    "max_refused",
 ];
 
 fn join(prefix: &str, inner: &str) -> String {
@@ -246,6 +247,9 @@ fn check_fields(obj: &Map<String, Value>, errors: &mut Vec<SpecError>) -> Vec<Op
     }
     if let Some(v) = obj.get("checkpoint_interval") {
         field::<Option<Millis>>(v, "checkpoint_interval", errors);
+    }
+    if let Some(v) = obj.get("max_refused") {
+        field::<Option<super::spec::RefusedLimits>>(v, "max_refused", errors);
     }
     if let Some(v) = obj.get("modules") {
         field::<std::collections::BTreeMap<String, String>>(v, "modules", errors);
@@ -489,6 +493,22 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
                 Millis(batch_ms)
             ),
         );
+    }
+    if let Some(limits) = &spec.max_refused {
+        if spec.on_bad_record != crate::engine::context::BadRecordPolicy::Skip {
+            c.err(
+                "max_refused",
+                "limits refused records under `on_bad_record: skip`; under `fail` the first one stops the job",
+            );
+        }
+        for (name, v) in [("per_batch", limits.per_batch), ("in_a_row", limits.in_a_row)] {
+            if v == Some(0) {
+                c.err(
+                    format!("max_refused.{name}"),
+                    "must be at least 1 (to stop at the first refused record, use `on_bad_record: fail`)",
+                );
+            }
+        }
     }
     check_source(&mut c, &spec.source, "source");
     if http_sources(&spec.source) > 1 {

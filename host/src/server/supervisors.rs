@@ -258,6 +258,7 @@ impl JobTable {
                     sink,
                     dead_letters: Box::new(kept),
                     checkpointing: Some(checkpointing),
+                    max_refused: plan.spec.max_refused.unwrap_or_default(),
                 })
             }
         };

@@ -66,6 +66,7 @@ fn job(batches: Arc<Mutex<Vec<u64>>>) -> Job {
         sink: Box::new(Collect(batches)),
         dead_letters: Box::new(NoDeadLetters),
         checkpointing: None,
+        max_refused: Default::default(),
     }
 }
 
@@ -270,6 +271,7 @@ fn stateful_job(out: Arc<Mutex<Vec<(u64, String, i64)>>>, checkpointing: Option<
         sink: Box::new(Outputs(out)),
         dead_letters: Box::new(NoDeadLetters),
         checkpointing,
+        max_refused: Default::default(),
     }
 }
 

@@ -73,6 +73,18 @@ pub fn trap(_record: Record) -> Record {
     std::process::abort();
 }
 
+/// Traps on the record `poison` (a poison record), passes every other one through.
+#[map]
+pub fn trap_on_poison(record: Record) -> Record {
+    if record.value[..] == b"poison"[..] {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+        #[cfg(not(target_arch = "wasm32"))]
+        std::process::abort();
+    }
+    record
+}
+
 /// Panics with a message that names the record.
 #[map]
 pub fn panics(record: Record) -> Record {
