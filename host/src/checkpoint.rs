@@ -98,6 +98,7 @@ impl CheckpointError {
                 rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase => "corrupt",
                 _ => "io_error",
             },
+            CheckpointError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => "disk_full",
             CheckpointError::Io(_) => "io_error",
             CheckpointError::Corrupt(_) | CheckpointError::Foreign(..) => "corrupt",
             CheckpointError::Sqlite(_) => "io_error",
@@ -254,6 +255,7 @@ impl CheckpointStore {
         keep: usize,
     ) -> Result<CheckpointInfo, CheckpointError> {
         let started = Instant::now();
+        crate::failpoints::storage("checkpoint")?;
         let bytes: usize = deltas.iter().map(|(_, d)| d.bytes()).sum();
         let meta_json = serde_json::to_string(meta).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
         let created_ms = now_ms();

@@ -17,6 +17,7 @@
 //! ```
 
 mod checkpoints;
+mod pause;
 pub mod refusals;
 pub mod report;
 #[cfg(test)]
@@ -78,6 +79,14 @@ pub enum JobState {
     Stopping,
     /// It stopped.
     Stopped,
+    /// Its storage failed (a full disk, an I/O error): it waits, and resumes from its last
+    /// checkpoint.
+    Paused {
+        /// `disk_full` or `io_error`.
+        code: &'static str,
+        /// What failed.
+        reason: String,
+    },
     /// It failed.
     Failed {
         /// Why.
@@ -97,6 +106,7 @@ impl JobState {
             JobState::Starting => "starting",
             JobState::Running => "running",
             JobState::Stopping => "stopping",
+            JobState::Paused { .. } => "paused",
             JobState::Stopped => "stopped",
             JobState::Failed { .. } => "failed",
         }
@@ -322,7 +332,7 @@ impl Core {
         };
         // Batch `k` is at `zero + k * interval`; a restored job goes on from its checkpoint's
         // batch and time zero (batches it missed while it was down run back to back).
-        let (mut k, zero) = match &restored {
+        let (mut k, mut zero) = match &restored {
             Some(meta) => {
                 self.observer.on_restored(meta);
                 (meta.batch_id, meta.zero_ms)
@@ -332,15 +342,23 @@ impl Core {
         };
         self.set(JobState::Running, None);
         let limit = options.batches.or(if live { None } else { job.source.batches_hint() });
-        let tick_of = |k: u64| Tick {
+        let tick_of = |k: u64, zero: i64| Tick {
             batch_id: k,
             time_ms: zero.saturating_add((k as i64).saturating_mul(batch_ms)),
         };
+        // Where a job without a checkpoint yet goes back to after a storage failure.
+        let start = pause::StartPoint {
+            k,
+            zero,
+            position: job.source.position(),
+        };
+        let mut backoff = pause::Backoff::default();
+        let mut paused = false;
         loop {
             if limit.is_some_and(|n| k >= n) {
-                return self.finish(&mut checkpoints, &mut job, tick_of(k), zero, Ended::Done(k));
+                return self.finish(&mut checkpoints, &mut job, tick_of(k, zero), zero, Ended::Done(k));
             }
-            let tick = tick_of(k + 1);
+            let tick = tick_of(k + 1, zero);
             if let Some(ended) = self.between_batches(
                 &mut job,
                 clock,
@@ -348,33 +366,59 @@ impl Core {
                 tick.batch_id,
                 options.poll_ms,
             ) {
-                return self.finish(&mut checkpoints, &mut job, tick_of(k), zero, ended);
+                return self.finish(&mut checkpoints, &mut job, tick_of(k, zero), zero, ended);
             }
             k += 1;
-            match run_tick(&mut job, &mut refusals, clock, tick, live, &options.name) {
+            let failure = match run_tick(&mut job, &mut refusals, clock, tick, live, &options.name) {
                 Ok(report) => {
                     self.observer.on_batch(&report);
-                    if let Some(c) = checkpoints.as_mut() {
-                        match c.after(&mut job, tick, zero, false) {
-                            Ok(Some(info)) => self.observer.on_checkpoint(&info),
-                            Ok(None) => {}
-                            Err(reason) => {
-                                return Ended::Failed {
-                                    reason,
-                                    udf_failure: None,
-                                };
+                    match checkpoints.as_mut().map(|c| c.after(&mut job, tick, zero, false)) {
+                        Some(Ok(Some(info))) => {
+                            self.observer.on_checkpoint(&info);
+                            if paused {
+                                // Storage works again.
+                                paused = false;
+                                backoff = pause::Backoff::default();
+                                self.set(JobState::Running, None);
                             }
+                            None
                         }
+                        Some(Err(f)) => Some((f.reason, f.storage)),
+                        _ => None,
                     }
                 }
                 Err(e) => {
-                    let udf_failure = match &e {
-                        RunError::Engine(EngineError::Udf { source, .. }) => Some(source.code()),
-                        _ => None,
-                    };
+                    let storage = pause::storage_failure(&e);
+                    if storage.is_none() {
+                        let udf_failure = match &e {
+                            RunError::Engine(EngineError::Udf { source, .. }) => Some(source.code()),
+                            _ => None,
+                        };
+                        return Ended::Failed {
+                            reason: e.to_string(),
+                            udf_failure,
+                        };
+                    }
+                    Some((e.to_string(), storage))
+                }
+            };
+            let Some((reason, storage)) = failure else { continue };
+            // Storage failed: with checkpoints, wait and go back to the last one; without,
+            // there is nothing to go back to.
+            match (storage, checkpoints.as_mut()) {
+                (Some(code), Some(c)) => {
+                    match self.pause(&mut job, c, &start, clock, code, &reason, &mut backoff, options.poll_ms) {
+                        Ok((back_k, back_zero)) => {
+                            (k, zero) = (back_k, back_zero);
+                            paused = true;
+                        }
+                        Err(ended) => return ended,
+                    }
+                }
+                _ => {
                     return Ended::Failed {
-                        reason: e.to_string(),
-                        udf_failure,
+                        reason,
+                        udf_failure: None,
                     };
                 }
             }
@@ -399,8 +443,14 @@ impl Core {
                     }
                     ended
                 }
-                Err(reason) => Ended::Failed {
-                    reason,
+                // Storage failed: the next start goes back to the checkpoint before, and runs the
+                // batches since again (exactly-once sinks skip what they hold).
+                Err(f) if f.storage.is_some() => {
+                    tracing::warn!(reason = f.reason, "the last checkpoint of the run was not written");
+                    ended
+                }
+                Err(f) => Ended::Failed {
+                    reason: f.reason,
                     udf_failure: None,
                 },
             },

@@ -36,7 +36,7 @@ impl Rng {
 }
 
 /// The job: behaviour lines -> clicks only -> (user, 1) -> clicks per user over 10 s, every 2 s.
-fn spec(sink: Value, modules: bool, batches: u64) -> Value {
+pub(super) fn spec(sink: Value, modules: bool, batches: u64) -> Value {
     let mut s = json!({
         "name": "clicks", "batch_interval": "1s", "checkpoint_interval": "2s",
         "source": { "generator": { "format": "behavior", "lines_per_batch": 400, "seed": 5, "batches": batches } },
@@ -72,7 +72,7 @@ fn rusqlite_check(path: &std::path::Path) -> String {
 }
 
 /// Rows of a table as `(batch, key, value)`, read with Python's sqlite3.
-fn table_rows(path: &std::path::Path, table: &str) -> Vec<(i64, String, i64)> {
+pub(super) fn table_rows(path: &std::path::Path, table: &str) -> Vec<(i64, String, i64)> {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -198,7 +198,7 @@ fn sluice_run_survives_kill_9_and_its_sinks_hold_each_batch_once() {
 }
 
 /// Asserts two tables are equal, naming the first batch where they differ (not printing them).
-fn same_rows(got: &[(i64, String, i64)], want: &[(i64, String, i64)], what: &str) {
+pub(super) fn same_rows(got: &[(i64, String, i64)], want: &[(i64, String, i64)], what: &str) {
     if got == want {
         return;
     }
@@ -241,7 +241,7 @@ fn same_rows(got: &[(i64, String, i64)], want: &[(i64, String, i64)], what: &str
 const SERVER_BATCHES: u64 = 700;
 
 /// The job's rows through the API, all of them.
-fn api_rows(s: &Server, token: &str, id: i64) -> Vec<(i64, String, i64)> {
+pub(super) fn api_rows(s: &Server, token: &str, id: i64) -> Vec<(i64, String, i64)> {
     let mut out = Vec::new();
     let (mut after, mut after_seq) = (0, i64::MAX);
     loop {

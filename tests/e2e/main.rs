@@ -8,6 +8,7 @@ mod checkpoints;
 mod cli;
 mod crash;
 mod crash_ingest;
+mod disk_full;
 mod harness;
 mod isolation;
 mod live_sources;

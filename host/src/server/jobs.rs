@@ -245,7 +245,7 @@ pub struct SwapView {
 /// The run of a job in this process.
 #[derive(Serialize, ToSchema)]
 pub struct RunView {
-    /// `starting`, `running`, `stopping`, `stopped` or `failed`.
+    /// `starting`, `running`, `paused`, `stopping`, `stopped` or `failed`.
     pub state: String,
     /// Records refused in this run (dead letters).
     pub dead_letters_total: u64,
@@ -255,6 +255,18 @@ pub struct RunView {
     pub restored_from_batch: Option<u64>,
     /// The run's last checkpoint.
     pub last_checkpoint: Option<crate::checkpoint::CheckpointInfo>,
+    /// While its storage fails: why it is paused.
+    pub paused: Option<PauseView>,
+}
+
+/// Why a job is paused: its storage failed; it resumes from its last checkpoint by itself once
+/// storage works again.
+#[derive(Serialize, ToSchema)]
+pub struct PauseView {
+    /// `disk_full` or `io_error`.
+    pub code: String,
+    /// What failed.
+    pub reason: String,
 }
 
 /// A job.
@@ -264,7 +276,8 @@ pub struct JobView {
     pub id: i64,
     /// Its name.
     pub name: String,
-    /// `created`, `starting`, `running`, `stopped` or `failed`.
+    /// `created`, `starting`, `running`, `paused` (its storage failed; see `run.paused`),
+    /// `stopped` or `failed`.
     pub status: String,
     /// Why it failed.
     pub last_error: Option<String>,
@@ -412,7 +425,20 @@ pub(super) async fn list(
     Caller(caller): Caller,
 ) -> Result<Json<Vec<JobView>>, ApiError> {
     let jobs = state.db(move |r| r.list_jobs(caller.id)).await?;
-    Ok(Json(jobs.iter().map(view).collect()))
+    Ok(Json(
+        jobs.iter()
+            .map(|j| {
+                let mut v = view(j);
+                let paused = state.jobs.with(caller.id, j.id, |e| {
+                    matches!(e.state(), crate::supervisor::JobState::Paused { .. })
+                });
+                if paused == Some(true) {
+                    v.status = "paused".into();
+                }
+                v
+            })
+            .collect(),
+    ))
 }
 
 /// The tenant's job `id`, or 404 (also when it is another tenant's).
@@ -469,8 +495,16 @@ pub(super) async fn get_one(
     );
     v.run = state.jobs.with(caller.id, id, |e| {
         let (_, total, dropped) = e.kept.dead_letters();
+        let run_state = e.state();
         RunView {
-            state: e.state().word().to_owned(),
+            paused: match &run_state {
+                crate::supervisor::JobState::Paused { code, reason } => Some(PauseView {
+                    code: (*code).to_owned(),
+                    reason: reason.clone(),
+                }),
+                _ => None,
+            },
+            state: run_state.word().to_owned(),
             dead_letters_total: total,
             dead_letters_dropped: dropped,
             restored_from_batch: *e
@@ -486,6 +520,9 @@ pub(super) async fn get_one(
                 .clone(),
         }
     });
+    if v.run.as_ref().is_some_and(|r| r.paused.is_some()) {
+        v.status = "paused".into();
+    }
     Ok(Json(v))
 }
 

@@ -101,12 +101,22 @@ impl Sink for SqliteSink {
                     .map(|m| m.len())
                     .unwrap_or(0);
             if size > max {
-                return Err(std::io::Error::other(format!(
-                    "the output database is {size} bytes, over the quota sink_db_bytes_max ({max}); delete old rows or ask for a larger quota"
-                )));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "the output database is {size} bytes, over the quota sink_db_bytes_max ({max}); delete old rows or ask for a larger quota"
+                    ),
+                ));
             }
         }
-        let io = |e: rusqlite::Error| std::io::Error::other(format!("{}: {e}", self.path.display()));
+        crate::failpoints::storage("sqlite sink")?;
+        let io = |e: rusqlite::Error| {
+            let kind = match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => std::io::ErrorKind::StorageFull,
+                _ => std::io::ErrorKind::Other,
+            };
+            std::io::Error::new(kind, format!("{}: {e}", self.path.display()))
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

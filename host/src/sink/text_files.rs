@@ -39,6 +39,7 @@ impl Sink for TextFilesSink {
         if path.exists() {
             return Ok(());
         }
+        crate::failpoints::storage("text_files sink")?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }

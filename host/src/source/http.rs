@@ -299,7 +299,15 @@ impl Source for HttpSource {
         };
         let offset = position["offset"]
             .as_u64()
-            .filter(|o| (d.start..=d.end_at_open).contains(o))
+            .filter(|o| {
+                *o >= d.start
+                    && *o
+                        <= self
+                            .buffer
+                            .log
+                            .as_ref()
+                            .map_or(d.end_at_open, |l| l.end.load(Ordering::SeqCst))
+            })
             .ok_or_else(|| {
                 SourceError::Position(format!(
                     "http: the checkpoint's position {position} is outside the ingest log ({}..{})",
@@ -311,6 +319,13 @@ impl Source for HttpSource {
         d.replay = None;
         if let Some(link) = &self.buffer.log {
             link.covered.store(offset, Ordering::SeqCst);
+            // Everything logged so far is read back from the log (a seek in the middle of a
+            // run, after a storage failure, goes back over batches cut since the open).
+            let mut q = self.buffer.queue();
+            d.end_at_open = link.end.load(Ordering::SeqCst);
+            q.records.clear();
+            q.bytes = 0;
+            q.end = d.end_at_open;
         }
         Ok(())
     }

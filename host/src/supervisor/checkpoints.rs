@@ -22,6 +22,15 @@ pub struct Checkpointing {
     pub keep: usize,
 }
 
+/// A checkpoint that could not be written.
+pub(super) struct WriteFailure {
+    /// Why, for people.
+    pub reason: String,
+    /// `disk_full` or `io_error` when storage failed (the job pauses, and resumes from its
+    /// last checkpoint); `None` when the store is corrupt (the job fails).
+    pub storage: Option<&'static str>,
+}
+
 /// The checkpoints of one run.
 pub(super) struct Checkpointer {
     cfg: Checkpointing,
@@ -29,6 +38,8 @@ pub(super) struct Checkpointer {
     full_next: bool,
     /// The last batch a checkpoint covers.
     last: u64,
+    /// Write one after the next batch, due or not.
+    force: bool,
 }
 
 impl Checkpointer {
@@ -37,6 +48,7 @@ impl Checkpointer {
             cfg,
             full_next: true,
             last: 0,
+            force: false,
         }
     }
 
@@ -65,6 +77,17 @@ impl Checkpointer {
         Ok(Some(meta))
     }
 
+    /// Forgets what this run wrote: the job goes back to before its first checkpoint.
+    pub(super) fn reset(&mut self) {
+        self.full_next = true;
+        self.last = 0;
+    }
+
+    /// Writes one after the next batch, due or not (to learn that storage works again).
+    pub(super) fn force_next(&mut self) {
+        self.force = true;
+    }
+
     /// Writes a checkpoint after `tick` if it is due (every N batches), or if `finally` and
     /// batches ran since the last one.
     pub(super) fn after(
@@ -73,8 +96,8 @@ impl Checkpointer {
         tick: Tick,
         zero_ms: i64,
         finally: bool,
-    ) -> Result<Option<CheckpointInfo>, String> {
-        let due = tick.batch_id.is_multiple_of(self.cfg.every_batches.max(1));
+    ) -> Result<Option<CheckpointInfo>, WriteFailure> {
+        let due = self.force || tick.batch_id.is_multiple_of(self.cfg.every_batches.max(1));
         if tick.batch_id <= self.last || !(due || finally) {
             return Ok(None);
         }
@@ -93,12 +116,21 @@ impl Checkpointer {
             .store
             .write(self.cfg.job, &meta, deltas, self.cfg.keep)
             .map_err(|e| {
-                format!(
-                    "writing its checkpoint of batch {} failed ({}): {e}",
-                    tick.batch_id,
-                    e.kind()
-                )
+                // The operators' change tracking moved on: after a failure the next one is full.
+                self.full_next = true;
+                WriteFailure {
+                    reason: format!(
+                        "writing its checkpoint of batch {} failed ({}): {e}",
+                        tick.batch_id,
+                        e.kind()
+                    ),
+                    storage: match e.kind() {
+                        "corrupt" => None,
+                        kind => Some(kind),
+                    },
+                }
             })?;
+        self.force = false;
         // Once incremental checkpoints outweigh the last full one, the next is full again.
         self.full_next = self.cfg.store.wants_full(self.cfg.job).unwrap_or(false);
         self.last = tick.batch_id;

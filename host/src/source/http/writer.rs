@@ -124,11 +124,12 @@ fn run(rx: mpsc::Receiver<Append>, mut log: Appender, buffer: Arc<IngestBuffer>)
         let mut at = log.end();
         match log.append(&bytes) {
             Ok(end) => {
-                link.end.store(end, Ordering::SeqCst);
                 let mut taken = Vec::new();
                 let mut marked = Vec::new();
                 {
+                    // The end moves with the queue, under its lock: a seek sees both agree.
                     let mut q = buffer.queue();
+                    link.end.store(end, Ordering::SeqCst);
                     for a in group.drain(..) {
                         at += a.frame.len() as u64;
                         match a.what {
