@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod quotas;
 mod runs;
 mod supervisors;
+mod swap;
 mod tenants;
 mod udfs;
 

@@ -21,3 +21,4 @@ mod scheduler;
 mod server;
 mod supervision;
 mod tenant_limits;
+mod upgrade;

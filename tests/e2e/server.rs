@@ -480,11 +480,9 @@ fn hot_swap_under_load_switches_at_a_batch_boundary_without_losing_records() {
         )
     };
 
-    assert_eq!(
-        swap(json!({ "stage": 0, "udf": "examples@2" })).0,
-        409,
-        "not running yet"
-    );
+    // Not running yet: swapped for its next start, checked first (hostile has no parse_visit).
+    let (status, body) = swap(json!({ "stage": 0, "udf": "hostile@1" }));
+    assert_eq!((status, code(&body)), (400, "invalid_spec"), "{body}");
     assert_eq!(call("POST", &url("/start"), Some(&a), None).0, 200);
     std::thread::sleep(std::time::Duration::from_millis(300));
     // Refused before anything changes: a module without the function, a stage without a UDF.

@@ -16,7 +16,7 @@ use super::auth::Caller;
 use super::error::{ErrorBody, ErrorCode, Problem};
 use super::quotas::Quotas;
 use super::{ApiError, AppState, blocking};
-use crate::job::plan::PlannedStage;
+use crate::job::plan::{PlannedReducer, PlannedStage};
 use crate::job::spec::JobSpec;
 use crate::job::{self, ModuleResolver, SpecErrors};
 use crate::registry::{JobRow, StageUdf, VersionRef};
@@ -200,7 +200,19 @@ pub(super) fn stage_udfs(plan: &job::JobPlan) -> Vec<StageUdf> {
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
-            PlannedStage::Udf { udf, .. } => {
+            PlannedStage::Udf { udf, .. }
+            | PlannedStage::ReduceByKey {
+                reducer: PlannedReducer::Udf { udf, .. },
+                ..
+            }
+            | PlannedStage::UpdateStateByKey {
+                reducer: PlannedReducer::Udf { udf, .. },
+                ..
+            }
+            | PlannedStage::ReduceWindow {
+                reducer: PlannedReducer::Udf { udf, .. },
+                ..
+            } => {
                 let (module, version) = udf.module.label().rsplit_once('@')?;
                 Some(StageUdf {
                     stage: i,

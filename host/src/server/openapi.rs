@@ -72,7 +72,7 @@ pub fn document() -> &'static str {
         super::runs::output,
         super::runs::output_stream,
         super::runs::dead_letters,
-        super::runs::swap,
+        super::swap::swap,
         super::runs::checkpoints,
         super::runs::rows,
         super::runs::delete_checkpoints,

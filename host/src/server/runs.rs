@@ -1,4 +1,4 @@
-//! Running a tenant's jobs through the API: start, stop and hot-swap go to the job table
+//! Running a tenant's jobs through the API: start and stop go to the job table
 //! (`supervisors.rs`); batches, rates, output (also live, as Server-Sent Events) and dead
 //! letters are read from what the run keeps (`kept.rs`).
 
@@ -15,12 +15,12 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ErrorBody, ErrorCode};
-use super::jobs::{JobView, job_id, tenant_job, version_ref, view};
+use super::jobs::{JobView, job_id, tenant_job, view};
 use super::kept::{Kept, KeptDeadLetter};
+use super::swap::not_running;
 use super::{ApiError, AppState, blocking};
 use crate::checkpoint::CheckpointInfo;
-use crate::engine::context::UdfHandle;
-use crate::supervisor::{BatchReport, Command, Swap};
+use crate::supervisor::BatchReport;
 
 /// How long `stop` waits for the batch in flight before answering with the job as it is.
 const STOP_WAIT: Duration = Duration::from_secs(30);
@@ -34,7 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/output", get(output))
         .route("/api/v1/jobs/{id}/output/stream", get(output_stream))
         .route("/api/v1/jobs/{id}/dead-letters", get(dead_letters))
-        .route("/api/v1/jobs/{id}/swap", post(swap))
+        .route("/api/v1/jobs/{id}/swap", post(super::swap::swap))
         .route("/api/v1/jobs/{id}/rows", get(rows))
         .route(
             "/api/v1/jobs/{id}/checkpoints",
@@ -332,135 +332,6 @@ pub struct OutputRecord {
     /// When the value was cut: its full size in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_cut_from_bytes: Option<usize>,
-}
-
-/// A swap's answer.
-#[derive(Serialize, ToSchema)]
-pub struct Swapped {
-    /// The stage.
-    pub stage: usize,
-    /// `module@version` it runs now.
-    pub udf: String,
-    /// The first batch the new version processes.
-    pub effective_batch: u64,
-}
-
-/// A hot-swap request.
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SwapRequest {
-    /// The stage's index in the spec's `stages`.
-    stage: usize,
-    /// `module@version` or `module@latest` of the tenant.
-    udf: String,
-}
-
-fn not_running(id: i64) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        ErrorCode::NotRunning,
-        format!("job {id} is not running; start it first (POST /api/v1/jobs/{id}/start)"),
-    )
-}
-
-/// Hot-swap: a running job's stage calls another version of its UDF from the next batch on.
-/// The new version must have the same function with the same kind; it is checked before
-/// anything changes, and the batch where it took effect is recorded with the stage's new
-/// effective version (which a restart runs).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/swap", tag = "runs",
-    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
-    request_body(content = SwapRequest, content_type = "application/json"),
-    responses(
-        (status = 200, description = "swapped from `effective_batch` on", body = Swapped),
-        (status = 400, description = "refused before anything changed", body = ErrorBody),
-        (status = 404, description = "no such job", body = ErrorBody),
-        (status = 409, description = "the job does not run", body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
-pub(super) async fn swap(
-    State(state): State<Arc<AppState>>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    body: Result<Json<SwapRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Swapped>, ApiError> {
-    let id = job_id(&id)?;
-    tenant_job(&state, caller.id, id).await?;
-    let Json(req) = body?;
-    let bad = |code, msg: String| ApiError::new(StatusCode::BAD_REQUEST, code, msg);
-    let Some(stage) = state
-        .jobs
-        .with(caller.id, id, |e| {
-            (!e.state().is_over()).then(|| e.stages.get(req.stage).cloned())
-        })
-        .flatten()
-    else {
-        return Err(not_running(id));
-    };
-    let Some((kind, function)) = stage.flatten() else {
-        return Err(bad(
-            ErrorCode::NotAUdfStage,
-            format!("stage {} does not call a UDF (or does not exist)", req.stage),
-        ));
-    };
-    let (name, version) = req.udf.split_once('@').unwrap_or((req.udf.as_str(), "latest"));
-    let wanted = version_ref(version).map_err(|e| bad(ErrorCode::BadVersion, e))?;
-    let (name, quotas) = (name.to_owned(), state.quotas_for(&caller));
-    let st = state.clone();
-    let (label, version, module) = blocking(move || {
-        let (m, wasm) = st.registry.module(caller.id, &name, wanted)?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::NoModule,
-                format!("no module `{name}` (or no such version) in this tenant"),
-            )
-        })?;
-        let label = format!("{name}@{}", m.version);
-        Ok((label.clone(), m.version, st.runtime.load(&label, &wasm)?))
-    })
-    .await?;
-    match module.manifest().get(&function) {
-        Some(u) if u.kind == kind => {}
-        _ => {
-            return Err(bad(
-                ErrorCode::Incompatible,
-                format!(
-                    "{label} has no {kind} UDF named `{function}` (it has: {}); nothing changed",
-                    module.manifest().describe()
-                ),
-            ));
-        }
-    }
-    let udf = UdfHandle {
-        module,
-        function,
-        limits: quotas.call_limits(&state.runtime.config().default_limits),
-    };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    if !state.jobs.send(
-        caller.id,
-        id,
-        Command::Swap(Swap {
-            stage: req.stage,
-            udf,
-            reply,
-        }),
-    ) {
-        return Err(not_running(id));
-    }
-    let batch = answer
-        .await
-        .map_err(|_| not_running(id))?
-        .map_err(|e| bad(ErrorCode::NotAUdfStage, e))?;
-    let module_name = label.rsplit_once('@').map(|(n, _)| n.to_owned()).unwrap_or_default();
-    let stage_index = req.stage as i64;
-    state
-        .db(move |r| r.record_swap(caller.id, id, stage_index, &module_name, version, batch as i64))
-        .await?;
-    Ok(Json(Swapped {
-        stage: req.stage,
-        udf: label,
-        effective_batch: batch,
-    }))
 }
 
 /// The job's output records as they are made, as Server-Sent Events (`event: record`, the

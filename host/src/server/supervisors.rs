@@ -431,8 +431,8 @@ fn shutting_down() -> ApiError {
     )
 }
 
-/// The job's spec with each UDF stage on its effective version (what the last hot-swap put
-/// there), which is what a (re)start runs.
+/// The job's spec with each UDF stage (its `udf`, or its reduce's) on its effective version
+/// (what the last swap put there), which is what a (re)start runs.
 pub fn effective_spec(job: &JobRow) -> String {
     let Ok(mut spec) = serde_json::from_str::<serde_json::Value>(&job.spec_json) else {
         return job.spec_json.clone();
@@ -440,9 +440,15 @@ pub fn effective_spec(job: &JobRow) -> String {
     for s in &job.stage_udfs {
         if let Some(serde_json::Value::Object(stage)) = spec.get_mut("stages").and_then(|v| v.get_mut(s.stage))
             && let Some((_, serde_json::Value::Object(op))) = stage.iter_mut().next()
-            && op.contains_key("udf")
         {
-            op.insert("udf".into(), format!("{}@{}", s.module, s.version).into());
+            let label = serde_json::Value::from(format!("{}@{}", s.module, s.version));
+            if op.contains_key("udf") {
+                op.insert("udf".into(), label);
+            } else if let Some(serde_json::Value::Object(reduce)) = op.get_mut("reduce")
+                && reduce.contains_key("udf")
+            {
+                reduce.insert("udf".into(), label);
+            }
         }
     }
     spec.to_string()
