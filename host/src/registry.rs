@@ -61,6 +61,12 @@ pub enum RegistryError {
     /// The database does not hold together (a migration broke a reference).
     #[error("registry integrity: {0}")]
     Integrity(String),
+    /// The file is not a registry (another program's SQLite file, or not SQLite at all), or it
+    /// is damaged; nothing in it was changed.
+    #[error(
+        "{path} is not a sluice registry ({why}); nothing was changed in it: move it away or start with another --data-dir"
+    )]
+    Foreign { path: String, why: String },
     /// The database was written by a newer binary.
     #[error("the registry has schema version {found}, newer than this binary's {known}; run a newer sluice")]
     TooNew { found: i64, known: i64 },
@@ -101,8 +107,10 @@ impl Registry {
     /// Opens (or creates) the registry file, readable by its owner only, and brings its schema
     /// up to date.
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
+        check_existing(path)?;
         make_private(path)?;
         let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrations::migrate(&mut conn)?;
@@ -149,6 +157,44 @@ impl Registry {
         self.readers[i]
             .lock()
             .expect("no query panics while holding a reader lock")
+    }
+}
+
+/// The application id in the file's header: a sluice registry, not some other SQLite file.
+const APPLICATION_ID: i32 = 0x536c_5247; // "SlRG"
+
+/// Refuses, before anything is written, an existing file that is not a registry: not SQLite,
+/// damaged, or another program's database. A registry of an older binary (no application id
+/// yet, but its schema version and its `tenants` table) is one.
+fn check_existing(path: &Path) -> Result<(), RegistryError> {
+    if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+        return Ok(());
+    }
+    let foreign = |why: String| RegistryError::Foreign {
+        path: path.display().to_string(),
+        why,
+    };
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| foreign(e.to_string()))?;
+    let read = |sql: &str| -> Result<i64, RegistryError> {
+        conn.query_row(sql, [], |r| r.get(0))
+            .map_err(|e| foreign(e.to_string()))
+    };
+    let ok: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| foreign(e.to_string()))?;
+    if ok != "ok" {
+        return Err(foreign(format!("it fails its integrity check: {ok}")));
+    }
+    let id = read("PRAGMA application_id")?;
+    let version = read("PRAGMA user_version")?;
+    let tables = read("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")?;
+    let ours = read("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'tenants'")? == 1;
+    match id {
+        id if id == i64::from(APPLICATION_ID) => Ok(()),
+        0 if tables == 0 || (version > 0 && ours) => Ok(()),
+        0 => Err(foreign(format!("it holds {tables} tables of another program"))),
+        id => Err(foreign(format!("its application id is {id:#x}"))),
     }
 }
 
@@ -307,6 +353,35 @@ mod tests {
 #[cfg(test)]
 mod more_tests {
     use super::*;
+
+    #[test]
+    fn a_foreign_or_damaged_file_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+            .unwrap();
+        drop(other);
+        let before = std::fs::read(&path).unwrap();
+        let e = Registry::open(&path).err().unwrap();
+        assert!(matches!(e, RegistryError::Foreign { .. }), "{e}");
+        assert!(e.to_string().contains("nothing was changed"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "not a byte changed");
+        std::fs::write(&path, b"this is not a database, it is a shopping list\n".repeat(100)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let e = Registry::open(&path).err().unwrap();
+        assert!(matches!(e, RegistryError::Foreign { .. }), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // A registry of this binary opens again, and so does an older one without the id.
+        let path = dir.path().join("ours.db");
+        drop(Registry::open(&path).unwrap());
+        drop(Registry::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "application_id", 0).unwrap();
+        drop(conn);
+        drop(Registry::open(&path).unwrap());
+    }
 
     #[test]
     fn the_file_is_private_to_its_owner() {

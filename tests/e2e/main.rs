@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod crash_ingest;
 mod disk_full;
+mod foreign_files;
 mod harness;
 mod isolation;
 mod live_sources;
