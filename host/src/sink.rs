@@ -23,6 +23,21 @@ pub use text_files::TextFilesSink;
 pub trait Sink: Send {
     /// Writes the output of batch `tick`.
     fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()>;
+
+    /// Commits batch `tick`: its output, if it has one, and its refused records (a sink that
+    /// commits by batch keeps them in the same transaction, so each is reported once; the
+    /// others leave them to the job's dead-letter output).
+    fn write_batch(
+        &mut self,
+        tick: Tick,
+        batch: Option<&RecordBatch>,
+        _dead_letters: &[crate::engine::DeadLetter],
+    ) -> std::io::Result<()> {
+        match batch {
+            Some(b) => self.write(tick, b),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A value as JSON, by the stream's value type.
@@ -93,5 +108,15 @@ impl Sink for Both {
     fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
         self.1.write(tick, batch)?;
         self.0.write(tick, batch)
+    }
+
+    fn write_batch(
+        &mut self,
+        tick: Tick,
+        batch: Option<&RecordBatch>,
+        dead_letters: &[crate::engine::DeadLetter],
+    ) -> std::io::Result<()> {
+        self.1.write_batch(tick, batch, dead_letters)?;
+        self.0.write_batch(tick, batch, dead_letters)
     }
 }

@@ -533,9 +533,7 @@ fn run_tick(
             .check(tick.batch_id, &out.dead_letters, &out.counts)
             .map_err(RunError::Refused)?;
         crate::failpoints::in_batch(name, tick.batch_id);
-        if let Some(batch) = &out.output {
-            sink.write(tick, batch)?;
-        }
+        sink.write_batch(tick, out.output.as_ref(), &out.dead_letters)?;
         if !out.dead_letters.is_empty() {
             dead_letters.write(&out.dead_letters)?;
         }

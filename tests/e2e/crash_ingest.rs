@@ -175,3 +175,72 @@ fn every_record_acknowledged_over_http_is_in_the_table_once_across_kill_9() {
         integrity_ok(&data.join(db));
     }
 }
+
+/// Dead letters are part of the batch's commit: after a `kill -9` the job runs its batches
+/// again from the ingest log, refuses the same records again, and each is still reported once.
+#[test]
+fn a_refused_record_is_reported_once_across_kill_9() {
+    let mut s = try_start(tempfile::tempdir().unwrap(), &[], &[]).unwrap();
+    let a = new_tenant(&s, "acme");
+    assert_eq!(
+        super::harness::upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0,
+        201
+    );
+    let spec = json!({
+        "name": "picky", "batch_interval": "100ms", "checkpoint_interval": "60s", "on_bad_record": "skip",
+        "source": { "http": {} },
+        "stages": [ { "map": { "udf": "examples", "function": "parse_visit", "value": "i64" } } ],
+        "sink": { "sqlite": { "table": "visits" } }
+    });
+    let (status, created) = post_spec(&s, "/api/v1/jobs", &a, &spec);
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let url = |s: &Server, p: &str| s.url(&format!("/api/v1/jobs/{id}{p}"));
+    assert_eq!(call("POST", &url(&s, "/start"), Some(&a), None).0, 200);
+    let send = |s: &Server, body: &str| {
+        call(
+            "POST",
+            &url(s, "/ingest"),
+            Some(&a),
+            Some(("text/plain", body.as_bytes().to_vec())),
+        )
+        .0
+    };
+    assert_eq!(send(&s, "u1,1,/a\nbad one\nu2,2,/b\nbad two\n"), 202);
+    let dead = |s: &Server| call("GET", &url(s, "/dead-letters"), Some(&a), None).1;
+    eventually(Duration::from_secs(10), || (dead(&s)["total"] == 2).then_some(()))
+        .unwrap_or_else(|| panic!("two dead letters: {}", dead(&s)));
+    // No checkpoint yet: after the kill the job runs every batch again from its ingest log.
+    // SAFETY: kill(2) with the pid of our own child process.
+    assert_eq!(unsafe { libc::kill(s.pid() as libc::pid_t, libc::SIGKILL) }, 0);
+    let (_, dir) = s.wait_exit(Duration::from_secs(10)).ok().expect("killed");
+    s = try_start(dir, &[], &[]).unwrap();
+    let replayed = eventually(Duration::from_secs(30), || {
+        let (_, b) = call("GET", &url(&s, "/batches"), Some(&a), None);
+        b.as_array()
+            .filter(|b| b.iter().any(|r| r["dead_letters"].as_u64() > Some(0)))
+            .map(|_| ())
+    });
+    assert!(
+        replayed.is_some(),
+        "the batches ran again and refused the records again"
+    );
+    let d = dead(&s);
+    assert_eq!(d["total"], 2, "each refused record once: {d}");
+    let values: Vec<&str> = d["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["bad one", "bad two"]);
+    let (_, rows) = call("GET", &url(&s, "/rows"), Some(&a), None);
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    // A new run (from the checkpoint its stop wrote) still shows them: they are stored.
+    assert_eq!(call("POST", &url(&s, "/stop"), Some(&a), None).0, 200);
+    assert_eq!(call("POST", &url(&s, "/start"), Some(&a), None).0, 200);
+    assert_eq!(dead(&s)["total"], 2, "{}", dead(&s));
+    assert_eq!(send(&s, "bad three\n"), 202);
+    eventually(Duration::from_secs(10), || (dead(&s)["total"] == 3).then_some(()))
+        .unwrap_or_else(|| panic!("three dead letters: {}", dead(&s)));
+}

@@ -85,6 +85,29 @@ impl<T: Clone> Ring<T> {
     }
 }
 
+impl KeptDeadLetter {
+    /// A refused record as the API shows it (key and value cut at 16 KiB).
+    pub fn of(d: &DeadLetter) -> KeptDeadLetter {
+        let (value, value_cut) = cut(&d.value, RECORD_TEXT_MAX);
+        let key = d.key.as_deref().map(|k| cut(k, RECORD_TEXT_MAX));
+        let key_cut = key.as_ref().is_some_and(|(_, c)| *c);
+        KeptDeadLetter {
+            stage: d.stage.clone(),
+            batch_id: d.batch_id,
+            index: d.index,
+            key: key.map(|(k, _)| k),
+            value,
+            cut: value_cut || key_cut,
+            error: d.error.clone(),
+        }
+    }
+
+    /// Bytes it takes, about.
+    pub fn size(&self) -> usize {
+        self.value.len() + self.key.as_ref().map_or(0, String::len) + self.error.len() + self.stage.len() + 64
+    }
+}
+
 /// A refused record as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct KeptDeadLetter {
@@ -92,6 +115,8 @@ pub struct KeptDeadLetter {
     pub stage: String,
     /// The batch it was in.
     pub batch_id: u64,
+    /// Its index in the stage's input of that batch.
+    pub index: u32,
     /// Its key, as text (cut at 16 KiB).
     pub key: Option<String>,
     /// Its value, as text (cut at 16 KiB).
@@ -240,19 +265,8 @@ impl DeadLetterSink for Arc<Kept> {
         self.dead_total.fetch_add(letters.len() as u64, Ordering::Relaxed);
         let mut dead = lock(&self.dead);
         for d in letters {
-            let (value, value_cut) = cut(&d.value, RECORD_TEXT_MAX);
-            let key = d.key.as_deref().map(|k| cut(k, RECORD_TEXT_MAX));
-            let key_cut = key.as_ref().is_some_and(|(_, c)| *c);
-            let kept = KeptDeadLetter {
-                stage: d.stage.clone(),
-                batch_id: d.batch_id,
-                key: key.map(|(k, _)| k),
-                value,
-                cut: value_cut || key_cut,
-                error: d.error.clone(),
-            };
-            let n =
-                kept.value.len() + kept.key.as_ref().map_or(0, String::len) + kept.error.len() + kept.stage.len() + 64;
+            let kept = KeptDeadLetter::of(d);
+            let n = kept.size();
             dead.push(kept, n);
         }
         Ok(())

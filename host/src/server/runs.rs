@@ -22,6 +22,9 @@ use super::{ApiError, AppState, blocking};
 use crate::checkpoint::CheckpointInfo;
 use crate::supervisor::BatchReport;
 
+/// Dead letters read from a tenant's database for one answer at most.
+const DEAD_LETTERS_READ_MAX: usize = 10_000;
+
 /// How long `stop` waits for the batch in flight before answering with the job as it is.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
@@ -282,12 +285,13 @@ pub(super) async fn delete_checkpoints(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Refused records of a job's run.
+/// Refused records of a job: for a job with a `sqlite` sink, every one it ever refused (kept in
+/// its table's database with each batch's commit, so each is there once); otherwise its run's.
 #[derive(Serialize, ToSchema)]
 pub struct DeadLetters {
-    /// Records refused in this run.
+    /// Records refused (by all runs for a `sqlite` sink, else by this run).
     pub total: u64,
-    /// Dead letters dropped (oldest first) to stay within dead_letter_bytes_max.
+    /// Dead letters not shown (oldest first) to stay within dead_letter_bytes_max.
     pub dropped: u64,
     /// The dead letters kept, oldest first.
     pub dead_letters: Vec<KeptDeadLetter>,
@@ -306,6 +310,38 @@ pub(super) async fn dead_letters(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DeadLetters>, ApiError> {
+    let job = tenant_job(&state, caller.id, job_id(&id)?).await?;
+    let committed = serde_json::from_str::<serde_json::Value>(&job.spec_json)
+        .ok()
+        .is_some_and(|s| s["sink"]["sqlite"].is_object());
+    if committed {
+        let (db, bytes_max) = (
+            state.tenant_db(caller.id),
+            state.quotas_for(&caller).dead_letter_bytes_max,
+        );
+        return blocking(move || {
+            let (letters, total) = crate::sink::sqlite::read_dead_letters(&db, job.id, DEAD_LETTERS_READ_MAX)
+                .map_err(|e| ApiError::internal("the tenant's database", e))?;
+            // The newest that fit in dead_letter_bytes_max, oldest first.
+            let mut shown: Vec<KeptDeadLetter> = Vec::new();
+            let mut bytes = 0;
+            for l in letters.iter().rev() {
+                let k = KeptDeadLetter::of(l);
+                bytes += k.size();
+                if bytes > bytes_max {
+                    break;
+                }
+                shown.push(k);
+            }
+            shown.reverse();
+            Ok(Json(DeadLetters {
+                total,
+                dropped: total - shown.len() as u64,
+                dead_letters: shown,
+            }))
+        })
+        .await;
+    }
     let (dead_letters, total, dropped) = kept(&state, caller.id, &id)
         .await?
         .map(|k| k.dead_letters())

@@ -5,7 +5,8 @@
 //! database (`DATA_DIR/tenants/TENANT.db`), readable through the API.
 //!
 //! Rows: `job, batch, seq, time_ms, key TEXT, value` (an INTEGER, REAL, TEXT or BLOB by the
-//! stream's value type), keyed by `(job, batch, seq)`.
+//! stream's value type), keyed by `(job, batch, seq)`. The batch's refused records go into
+//! `sluice_dead_letters` in the same transaction, so each is reported once.
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::Sink;
 use crate::batch::RecordBatch;
-use crate::engine::Tick;
+use crate::engine::{DeadLetter, Tick};
 use crate::job::spec::ValueType;
 
 /// Checks a table name: 1 to 64 characters a-z, 0-9 and '_', starting with a letter or '_'.
@@ -69,6 +70,7 @@ impl SqliteSink {
         conn.pragma_update(None, "synchronous", "FULL").map_err(io)?;
         conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS sluice_commits (tbl TEXT NOT NULL, job INTEGER NOT NULL, batch INTEGER NOT NULL, committed_ms INTEGER NOT NULL, PRIMARY KEY (tbl, job, batch));
+             CREATE TABLE IF NOT EXISTS sluice_dead_letters (tbl TEXT NOT NULL, job INTEGER NOT NULL, batch INTEGER NOT NULL, stage TEXT NOT NULL, idx INTEGER NOT NULL, key TEXT, value TEXT NOT NULL, error TEXT NOT NULL, PRIMARY KEY (tbl, job, batch, stage, idx));
              CREATE TABLE IF NOT EXISTS \"{table}\" (job INTEGER NOT NULL, batch INTEGER NOT NULL, seq INTEGER NOT NULL, time_ms INTEGER NOT NULL, key TEXT, value, PRIMARY KEY (job, batch, seq));"
         ))
         .map_err(io)?;
@@ -95,6 +97,26 @@ fn value_sql(v: &[u8], ty: ValueType) -> rusqlite::types::Value {
 
 impl Sink for SqliteSink {
     fn write(&mut self, tick: Tick, batch: &RecordBatch) -> std::io::Result<()> {
+        self.commit(tick, Some(batch), &[])
+    }
+
+    fn write_batch(
+        &mut self,
+        tick: Tick,
+        batch: Option<&RecordBatch>,
+        dead_letters: &[DeadLetter],
+    ) -> std::io::Result<()> {
+        if batch.is_none() && dead_letters.is_empty() {
+            return Ok(());
+        }
+        self.commit(tick, batch, dead_letters)
+    }
+}
+
+impl SqliteSink {
+    /// Batch `tick`'s rows, refused records and id, in one transaction; nothing if its id is
+    /// committed already.
+    fn commit(&mut self, tick: Tick, batch: Option<&RecordBatch>, dead_letters: &[DeadLetter]) -> std::io::Result<()> {
         if let Some(max) = self.bytes_max {
             let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
                 + std::fs::metadata(self.path.with_extension("db-wal"))
@@ -132,7 +154,7 @@ impl Sink for SqliteSink {
         if done.is_some() {
             return Ok(());
         }
-        {
+        if let Some(batch) = batch {
             let mut insert = tx
                 .prepare_cached(&format!(
                     "INSERT INTO \"{}\" (job, batch, seq, time_ms, key, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -149,6 +171,27 @@ impl Sink for SqliteSink {
                         tick.time_ms,
                         key,
                         value_sql(r.value, self.ty)
+                    ])
+                    .map_err(io)?;
+            }
+        }
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO sluice_dead_letters (tbl, job, batch, stage, idx, key, value, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(io)?;
+            for d in dead_letters {
+                insert
+                    .execute(params![
+                        self.table,
+                        self.job,
+                        tick.batch_id as i64,
+                        d.stage,
+                        d.index,
+                        d.key,
+                        d.value,
+                        d.error
                     ])
                     .map_err(io)?;
             }
@@ -209,6 +252,54 @@ pub fn read_rows(
         })
         .map_err(|e| e.to_string())?;
     rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+/// A job's refused records in the database: the newest `limit` (oldest first), and how many
+/// there are in all.
+pub fn read_dead_letters(path: &Path, job: i64, limit: usize) -> Result<(Vec<DeadLetter>, u64), String> {
+    if !path.exists() {
+        return Ok((Vec::new(), 0));
+    }
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+    let exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sluice_dead_letters')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    if !exists {
+        return Ok((Vec::new(), 0));
+    }
+    let total: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sluice_dead_letters WHERE job = ?1",
+            params![job],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT batch, stage, idx, key, value, error FROM sluice_dead_letters WHERE job = ?1 ORDER BY batch DESC, stage DESC, idx DESC LIMIT ?2",
+        )
+        .map_err(|e| e.to_string())?;
+    let mut letters = stmt
+        .query_map(params![job, limit as i64], |r| {
+            Ok(DeadLetter {
+                batch_id: r.get::<_, i64>(0)? as u64,
+                stage: r.get(1)?,
+                index: r.get(2)?,
+                key: r.get(3)?,
+                value: r.get(4)?,
+                error: r.get(5)?,
+            })
+        })
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    letters.reverse();
+    Ok((letters, total as u64))
 }
 
 #[cfg(test)]
