@@ -139,6 +139,12 @@ CREATE TABLE IF NOT EXISTS state_runs (
     to_ckpt INTEGER
 );
 CREATE INDEX IF NOT EXISTS state_runs_job ON state_runs (job, to_ckpt);
+CREATE TABLE IF NOT EXISTS source_cuts (
+    job INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL,
+    cut TEXT NOT NULL,
+    PRIMARY KEY (job, batch_id)
+);
 ";
 
 /// Appends one keyed entry to a run: a put (with its value) or a removal.
@@ -320,6 +326,11 @@ impl CheckpointStore {
                 }
             }
         }
+        // The cuts of batches this checkpoint covers are not needed again.
+        tx.execute(
+            "DELETE FROM source_cuts WHERE job = ?1 AND batch_id <= ?2",
+            params![job, meta.batch_id as i64],
+        )?;
         // Keep the last `keep`: rows that the oldest kept checkpoint no longer sees go.
         let oldest: Option<i64> = tx
             .query_row(
@@ -424,6 +435,34 @@ impl CheckpointStore {
         Ok(Some((meta, states)))
     }
 
+    /// Logs what batch `batch_id` took from a source that cannot cut it again from a position
+    /// alone (`Source::cut`); on disk when this returns.
+    pub fn log_cut(&self, job: i64, batch_id: u64, cut: &serde_json::Value) -> Result<(), CheckpointError> {
+        crate::failpoints::storage("batch log")?;
+        self.conn().execute(
+            "INSERT OR REPLACE INTO source_cuts (job, batch_id, cut) VALUES (?1, ?2, ?3)",
+            params![job, batch_id as i64, cut.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// The logged cuts of the job's batches after `batch_id`, in order.
+    pub fn cuts_after(&self, job: i64, batch_id: u64) -> Result<Vec<(u64, serde_json::Value)>, CheckpointError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT batch_id, cut FROM source_cuts WHERE job = ?1 AND batch_id > ?2 ORDER BY batch_id")?;
+        let rows = stmt.query_map(params![job, batch_id as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|r| {
+            let (b, text) = r?;
+            let cut = serde_json::from_str(&text)
+                .map_err(|e| CheckpointError::Corrupt(format!("the cut of batch {b}: {e}")))?;
+            Ok((b, cut))
+        })
+        .collect()
+    }
+
     /// Whether the job's next checkpoint should be a full one: what incremental checkpoints
     /// wrote since the last full one outweighs it (or they are many), so reading back would
     /// cost more than writing the whole state again.
@@ -441,7 +480,7 @@ impl CheckpointStore {
     pub fn delete(&self, job: i64) -> Result<(), CheckpointError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for table in ["checkpoints", "state_blobs", "state_runs"] {
+        for table in ["checkpoints", "state_blobs", "state_runs", "source_cuts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE job = ?1"), params![job])?;
         }
         tx.commit()?;

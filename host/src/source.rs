@@ -74,6 +74,18 @@ pub trait Source: Send {
 
     /// A checkpoint holding `position` is committed: what is before it is never read again.
     fn committed(&mut self, _position: &serde_json::Value) {}
+
+    /// For a source whose batches cannot be cut again from a position alone (a directory:
+    /// which files went into which batch): what the last batch took, which the supervisor logs
+    /// with the checkpoints before the batch's output is committed. `None`: nothing to log (the
+    /// batch took nothing, or the source needs no log).
+    fn cut(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// After a restore: the logged cuts of the batches after the checkpoint (by batch id), so
+    /// those batches are cut again as they were.
+    fn replay(&mut self, _cuts: Vec<(u64, serde_json::Value)>) {}
 }
 
 fn bad_position(what: &str, position: &serde_json::Value) -> SourceError {
@@ -222,6 +234,29 @@ impl Source for Union {
             for (s, p) in self.0.iter_mut().zip(parts) {
                 s.committed(p);
             }
+        }
+    }
+
+    fn cut(&self) -> Option<serde_json::Value> {
+        let parts: Vec<serde_json::Value> = self
+            .0
+            .iter()
+            .map(|s| s.cut().unwrap_or(serde_json::Value::Null))
+            .collect();
+        parts
+            .iter()
+            .any(|p| !p.is_null())
+            .then_some(serde_json::Value::Array(parts))
+    }
+
+    fn replay(&mut self, cuts: Vec<(u64, serde_json::Value)>) {
+        for (i, s) in self.0.iter_mut().enumerate() {
+            let mine = cuts
+                .iter()
+                .filter(|(_, c)| !c[i].is_null())
+                .map(|(b, c)| (*b, c[i].clone()))
+                .collect();
+            s.replay(mine);
         }
     }
 }

@@ -146,6 +146,9 @@ pub enum RunError {
     /// More records were refused than `max_refused` allows.
     #[error("{0}")]
     Refused(String),
+    /// What the batch took from its source could not be logged.
+    #[error("batch log: {0}")]
+    CutLog(std::io::Error),
 }
 
 /// Where refused records go.
@@ -369,7 +372,15 @@ impl Core {
                 return self.finish(&mut checkpoints, &mut job, tick_of(k, zero), zero, ended);
             }
             k += 1;
-            let failure = match run_tick(&mut job, &mut refusals, clock, tick, live, &options.name) {
+            let failure = match run_tick(
+                &mut job,
+                checkpoints.as_ref(),
+                &mut refusals,
+                clock,
+                tick,
+                live,
+                &options.name,
+            ) {
                 Ok(report) => {
                     self.observer.on_batch(&report);
                     match checkpoints.as_mut().map(|c| c.after(&mut job, tick, zero, false)) {
@@ -509,6 +520,7 @@ impl Core {
 /// One batch: source, stages, sink and dead letters, all in the pipeline's worker pool.
 fn run_tick(
     job: &mut Job,
+    checkpoints: Option<&Checkpointer>,
     refusals: &mut Refusals,
     clock: &dyn Clock,
     tick: Tick,
@@ -527,6 +539,9 @@ fn run_tick(
     } = job;
     let (records_in, out) = pool.install(|| -> Result<_, RunError> {
         let input = source.next_batch(tick)?;
+        if let (Some(c), Some(cut)) = (checkpoints, source.cut()) {
+            c.log_cut(tick.batch_id, &cut).map_err(RunError::CutLog)?;
+        }
         let records_in = input.len() as u64;
         let out = pipeline.run_batch(tick, input)?;
         refusals

@@ -7,6 +7,7 @@ mod cache;
 mod checkpoints;
 mod cli;
 mod crash;
+mod crash_directory;
 mod crash_ingest;
 mod disk_full;
 mod foreign_files;

@@ -61,6 +61,7 @@ impl Checkpointer {
             )
         })?;
         let Some((meta, states)) = latest else {
+            self.replay_cuts(job, 0)?;
             return Ok(None);
         };
         check_operators(&meta, &job.pipeline.state_kinds())?;
@@ -72,9 +73,33 @@ impl Checkpointer {
                 .seek(position)
                 .map_err(|e| format!("its source cannot go back to its last checkpoint: {e}"))?;
         }
+        self.replay_cuts(job, meta.batch_id)?;
         self.full_next = false;
         self.last = meta.batch_id;
         Ok(Some(meta))
+    }
+
+    /// Gives the source the logged cuts of the batches after `batch_id`.
+    fn replay_cuts(&self, job: &mut Job, batch_id: u64) -> Result<(), String> {
+        let cuts = self
+            .cfg
+            .store
+            .cuts_after(self.cfg.job, batch_id)
+            .map_err(|e| format!("the batch log after batch {batch_id} cannot be read: {e}"))?;
+        job.source.replay(cuts);
+        Ok(())
+    }
+
+    /// Logs what batch `batch_id` took from the source, if it needs that to cut it again.
+    pub(super) fn log_cut(&self, batch_id: u64, cut: &serde_json::Value) -> std::io::Result<()> {
+        self.cfg.store.log_cut(self.cfg.job, batch_id, cut).map_err(|e| {
+            let kind = if e.kind() == "disk_full" {
+                std::io::ErrorKind::StorageFull
+            } else {
+                std::io::ErrorKind::Other
+            };
+            std::io::Error::new(kind, e.to_string())
+        })
     }
 
     /// Forgets what this run wrote: the job goes back to before its first checkpoint.

@@ -31,7 +31,7 @@ impl Default for Backoff {
 /// `disk_full` or `io_error` if a batch failed because storage did.
 pub(super) fn storage_failure(e: &RunError) -> Option<&'static str> {
     let kind = match e {
-        RunError::Sink(e) => e.kind(),
+        RunError::Sink(e) | RunError::CutLog(e) => e.kind(),
         RunError::Source(e) => e.io_kind()?,
         _ => return None,
     };
