@@ -237,6 +237,30 @@ pub(super) fn same_rows(got: &[(i64, String, i64)], want: &[(i64, String, i64)],
     }
 }
 
+/// The table of the job (`spec`) over `batches` batches from a run without faults, by
+/// `sluice run`.
+pub(super) fn fault_free(batches: u64) -> Vec<(i64, String, i64)> {
+    let scratch = tempfile::tempdir().unwrap();
+    let clean_db = scratch.path().join("clean.db");
+    let clean_spec = scratch.path().join("clean.json");
+    let sink = json!({ "sqlite": { "path": clean_db.to_str().unwrap(), "table": "clicks" } });
+    std::fs::write(&clean_spec, spec(sink, true, batches).to_string()).unwrap();
+    let out = sluice(&["run", clean_spec.to_str().unwrap()], 300);
+    assert!(out.success, "{}", out.stderr);
+    table_rows(&clean_db, "clicks")
+}
+
+/// A tenant with the examples, and the job (`spec`) into its `clicks` table on server `s`:
+/// `(token, job id)`.
+pub(super) fn clicks_job(s: &Server, batches: u64) -> (String, i64) {
+    let a = new_tenant(s, "acme");
+    assert_eq!(upload(s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    let sink = json!({ "sqlite": { "table": "clicks" } });
+    let (status, created) = post_spec(s, "/api/v1/jobs", &a, &spec(sink, false, batches));
+    assert_eq!(status, 201, "{created}");
+    (a, created["id"].as_i64().unwrap())
+}
+
 /// Batches of the server's job: long enough for 20 kills with progress between them.
 const SERVER_BATCHES: u64 = 700;
 
@@ -275,35 +299,10 @@ pub(super) fn api_rows(s: &Server, token: &str, id: i64) -> Vec<(i64, String, i6
 
 #[test]
 fn the_server_survives_kill_9_and_its_table_holds_each_batch_once() {
-    // The fault-free answer, by `sluice run`.
-    let scratch = tempfile::tempdir().unwrap();
-    let clean_db = scratch.path().join("clean.db");
-    let clean_spec = scratch.path().join("clean.json");
-    std::fs::write(
-        &clean_spec,
-        spec(
-            json!({ "sqlite": { "path": clean_db.to_str().unwrap(), "table": "clicks" } }),
-            true,
-            SERVER_BATCHES,
-        )
-        .to_string(),
-    )
-    .unwrap();
-    let out = sluice(&["run", clean_spec.to_str().unwrap()], 300);
-    assert!(out.success, "{}", out.stderr);
-    let clean = table_rows(&clean_db, "clicks");
+    let clean = fault_free(SERVER_BATCHES);
 
     let mut s = try_start(tempfile::tempdir().unwrap(), &[], &[]).unwrap();
-    let a = new_tenant(&s, "acme");
-    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
-    let (status, created) = post_spec(
-        &s,
-        "/api/v1/jobs",
-        &a,
-        &spec(json!({ "sqlite": { "table": "clicks" } }), false, SERVER_BATCHES),
-    );
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_i64().unwrap();
+    let (a, id) = clicks_job(&s, SERVER_BATCHES);
     assert_eq!(
         call("POST", &s.url(&format!("/api/v1/jobs/{id}/start")), Some(&a), None).0,
         200

@@ -8,45 +8,21 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_tests::sluice;
 
-use super::crash::{api_rows, integrity_ok, same_rows, spec, table_rows};
-use super::harness::{call, code, eventually, job, new_tenant, post_spec, try_start, upload};
+use super::crash::{api_rows, clicks_job, fault_free, integrity_ok, same_rows};
+use super::harness::{call, code, eventually, job, post_spec, try_start};
 
 const BATCHES: u64 = 400;
 
 #[test]
 fn a_full_disk_pauses_the_job_and_it_resumes_from_its_last_checkpoint_when_room_returns() {
     let scratch = tempfile::tempdir().unwrap();
-    let clean_db = scratch.path().join("clean.db");
-    let clean_spec = scratch.path().join("clean.json");
-    std::fs::write(
-        &clean_spec,
-        spec(
-            json!({ "sqlite": { "path": clean_db.to_str().unwrap(), "table": "clicks" } }),
-            true,
-            BATCHES,
-        )
-        .to_string(),
-    )
-    .unwrap();
-    let out = sluice(&["run", clean_spec.to_str().unwrap()], 300);
-    assert!(out.success, "{}", out.stderr);
-    let clean = table_rows(&clean_db, "clicks");
+    let clean = fault_free(BATCHES);
 
     let full = scratch.path().join("disk-is-full");
     let failpoint = format!("enospc:{}", full.display());
     let s = try_start(tempfile::tempdir().unwrap(), &[], &[("SLUICE_FAILPOINT", &failpoint)]).unwrap();
-    let a = new_tenant(&s, "acme");
-    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
-    let (status, created) = post_spec(
-        &s,
-        "/api/v1/jobs",
-        &a,
-        &spec(json!({ "sqlite": { "table": "clicks" } }), false, BATCHES),
-    );
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_i64().unwrap();
+    let (a, id) = clicks_job(&s, BATCHES);
     // An http job of the same tenant: its ingest log is on the same disk.
     let (status, http) = post_spec(
         &s,

@@ -6,43 +6,18 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_tests::sluice;
 
-use super::crash::{api_rows, same_rows, spec, table_rows};
-use super::harness::{call, eventually, job, new_tenant, post_spec, start, upload};
+use super::crash::{api_rows, clicks_job, fault_free, same_rows};
+use super::harness::{call, eventually, job, start, upload};
 
 const BATCHES: u64 = 300;
 
 #[test]
 fn a_reduce_udf_swapped_while_stopped_goes_on_from_the_checkpointed_state() {
-    let scratch = tempfile::tempdir().unwrap();
-    let clean_db = scratch.path().join("clean.db");
-    let clean_spec = scratch.path().join("clean.json");
-    std::fs::write(
-        &clean_spec,
-        spec(
-            json!({ "sqlite": { "path": clean_db.to_str().unwrap(), "table": "clicks" } }),
-            true,
-            BATCHES,
-        )
-        .to_string(),
-    )
-    .unwrap();
-    let out = sluice(&["run", clean_spec.to_str().unwrap()], 300);
-    assert!(out.success, "{}", out.stderr);
-    let clean = table_rows(&clean_db, "clicks");
+    let clean = fault_free(BATCHES);
 
     let s = start();
-    let a = new_tenant(&s, "acme");
-    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
-    let (status, created) = post_spec(
-        &s,
-        "/api/v1/jobs",
-        &a,
-        &spec(json!({ "sqlite": { "table": "clicks" } }), false, BATCHES),
-    );
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_i64().unwrap();
+    let (a, id) = clicks_job(&s, BATCHES);
     let url = |p: &str| s.url(&format!("/api/v1/jobs/{id}{p}"));
     let swap = |udf: &str| {
         call(

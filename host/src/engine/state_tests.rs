@@ -4,13 +4,10 @@
 
 use proptest::prelude::*;
 
-use super::Tick;
-use super::context::{BadRecordPolicy, StageContext};
 use super::ops::{Operator, ReduceByKeyAndWindow, UpdateStateByKey, Window, WindowFilter, WindowOutput};
 use super::reducer::{Builtin, Reducer};
 use super::state::StoredState;
-use super::testing::{B, Out, Rec, batch_of, decode, runtime};
-use super::workers::Workers;
+use super::testing::{B, Rec, run_range as run};
 
 const KEYS: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -55,32 +52,6 @@ fn operator(which: usize, l: i64, s: i64) -> Box<dyn Operator> {
         )),
         _ => Box::new(UpdateStateByKey::new(Reducer::builtin(Builtin::Sum))),
     }
-}
-
-/// Runs batches `from..=to` through `op`: the outputs by batch.
-fn run(
-    op: &mut dyn Operator,
-    inputs: &[Vec<Rec>],
-    from: usize,
-    to: usize,
-    mut after: impl FnMut(usize, &mut dyn Operator),
-) -> Vec<(usize, Out)> {
-    let rt = runtime();
-    let workers = Workers::new(1);
-    let mut outputs = Vec::new();
-    for k in from..=to {
-        let tick = Tick {
-            batch_id: k as u64,
-            time_ms: k as i64 * B,
-        };
-        let mut cx = StageContext::new(&rt, &workers, BadRecordPolicy::Fail, tick, "test");
-        let input = batch_of(inputs.get(k - 1).map_or(&[][..], Vec::as_slice));
-        if let Some(out) = op.on_batch(&mut cx, Some(input)).unwrap() {
-            outputs.push((k, decode(&out)));
-        }
-        after(k, op);
-    }
-    outputs
 }
 
 fn batches() -> impl Strategy<Value = Vec<Vec<Rec>>> {

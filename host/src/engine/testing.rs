@@ -60,10 +60,25 @@ pub fn decode(b: &RecordBatch) -> Out {
 
 /// Runs `op` for `batches` batches (inputs past the end are empty) and returns its outputs.
 pub fn run(op: &mut dyn Operator, inputs: &[Vec<Rec>], batches: usize) -> Vec<Out> {
+    run_range(op, inputs, 1, batches, |_, _| {})
+        .into_iter()
+        .map(|(_, out)| out)
+        .collect()
+}
+
+/// Runs batches `from..=to` through `op` (inputs past the end are empty), calling `after` after
+/// each: the outputs by batch.
+pub fn run_range(
+    op: &mut dyn Operator,
+    inputs: &[Vec<Rec>],
+    from: usize,
+    to: usize,
+    mut after: impl FnMut(usize, &mut dyn Operator),
+) -> Vec<(usize, Out)> {
     let rt = runtime();
     let workers = Workers::new(1);
     let mut outputs = Vec::new();
-    for k in 1..=batches {
+    for k in from..=to {
         let tick = Tick {
             batch_id: k as u64,
             time_ms: k as i64 * B,
@@ -71,8 +86,9 @@ pub fn run(op: &mut dyn Operator, inputs: &[Vec<Rec>], batches: usize) -> Vec<Ou
         let mut cx = StageContext::new(&rt, &workers, BadRecordPolicy::Fail, tick, "test");
         let input = batch_of(inputs.get(k - 1).map_or(&[][..], Vec::as_slice));
         if let Some(out) = op.on_batch(&mut cx, Some(input)).unwrap() {
-            outputs.push(decode(&out));
+            outputs.push((k, decode(&out)));
         }
+        after(k, op);
     }
     outputs
 }
