@@ -26,7 +26,7 @@ mod testing;
 pub mod workers;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use context::{DeadLetter, StageContext, StageCounts};
+pub use context::{DeadLetter, StageContext, StageCounts, UdfLogLine};
 pub use pipeline::{BatchOutput, Pipeline};
 pub use reducer::{Builtin, Reducer};
 

@@ -13,6 +13,7 @@
 mod admission;
 mod auth;
 pub mod config;
+mod console;
 mod demo_seed;
 pub mod error;
 mod http;
@@ -173,7 +174,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(ingest::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(layers::method_not_allowed)
-        .with_state(state);
+        .with_state(state)
+        .merge(console::routes());
     layers::limits(
         routes,
         &settings,

@@ -155,6 +155,9 @@ pub enum RunError {
 pub trait DeadLetterSink: Send {
     /// Takes one batch's refused records.
     fn write(&mut self, letters: &[DeadLetter]) -> std::io::Result<()>;
+    /// Takes one batch's UDF log lines (and how many more were dropped); by default they go to
+    /// the host's own log at debug level only (as the runtime sends every line).
+    fn logs(&mut self, _lines: &[crate::engine::UdfLogLine], _dropped: u64) {}
 }
 
 /// Refused records as JSON Lines on a writer (`sluice run`).
@@ -551,6 +554,9 @@ fn run_tick(
         sink.write_batch(tick, out.output.as_ref(), &out.dead_letters)?;
         if !out.dead_letters.is_empty() {
             dead_letters.write(&out.dead_letters)?;
+        }
+        if !out.logs.is_empty() || out.logs_dropped > 0 {
+            dead_letters.logs(&out.logs, out.logs_dropped);
         }
         Ok((records_in, out))
     })?;

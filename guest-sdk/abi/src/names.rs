@@ -130,6 +130,17 @@ impl LogLevel {
             _ => LogLevel::Error,
         }
     }
+
+    /// Its name in lower case (`info`), as the host shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,25 @@ pub struct DeadLetter {
     pub error: String,
 }
 
+/// A line a UDF wrote with the SDK's `log` during a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UdfLogLine {
+    /// The stage whose call wrote it.
+    pub stage: String,
+    /// The batch.
+    pub batch_id: u64,
+    /// The UDF's `module@version`.
+    pub udf: String,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// Its text (cut at 4 KiB by the runtime).
+    pub message: String,
+}
+
+/// Log lines kept per batch; the rest are counted in `logs_dropped`, so a UDF that
+/// logs on every record cannot flood the host (each call keeps 100 at most already).
+pub const LOG_LINES_PER_BATCH_MAX: usize = 1000;
+
 /// Records in and out of one stage for one batch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StageCounts {
@@ -89,6 +108,10 @@ pub struct StageContext<'a> {
     pub udf_calls: u64,
     /// Time spent in them, in ns.
     pub udf_nanos: u64,
+    /// The UDFs' log lines of this stage in this batch.
+    pub logs: Vec<UdfLogLine>,
+    /// Log lines over `LOG_LINES_PER_BATCH_MAX`, counted and not kept.
+    pub logs_dropped: u64,
 }
 
 /// Batches smaller than this run as one part on one worker: splitting costs more than it saves.
@@ -117,7 +140,16 @@ impl<'a> StageContext<'a> {
             first_record: 0,
             udf_calls: 0,
             udf_nanos: 0,
+            logs: Vec::new(),
+            logs_dropped: 0,
         }
+    }
+
+    /// Keeps log lines of this stage (up to `LOG_LINES_PER_BATCH_MAX`; the rest are counted).
+    pub fn keep_logs(&mut self, lines: Vec<UdfLogLine>, dropped: u64) {
+        let room = LOG_LINES_PER_BATCH_MAX.saturating_sub(self.logs.len());
+        self.logs_dropped += dropped + lines.len().saturating_sub(room) as u64;
+        self.logs.extend(lines.into_iter().take(room));
     }
 
     /// Runs `call` on this thread's warm instance of `udf`'s module.
@@ -132,9 +164,26 @@ impl<'a> StageContext<'a> {
             .lock()
             .expect("a worker slot is never poisoned: calls do not panic");
         let started = std::time::Instant::now();
+        let mut logs = Vec::new();
         let result = warm.with(self.runtime, &udf.module, &udf.limits, self.workers.budget(), |i| {
-            call(i, &udf.function)
+            let r = call(i, &udf.function);
+            logs = i.last_logs().to_vec();
+            r
         });
+        drop(warm);
+        if !logs.is_empty() {
+            let lines = logs
+                .into_iter()
+                .map(|l| UdfLogLine {
+                    stage: self.stage.to_owned(),
+                    batch_id: self.tick.batch_id,
+                    udf: udf.module.label().to_owned(),
+                    level: l.level.name(),
+                    message: l.message,
+                })
+                .collect();
+            self.keep_logs(lines, 0);
+        }
         self.udf_calls += 1;
         self.udf_nanos += started.elapsed().as_nanos() as u64;
         result.map_err(|source| EngineError::Udf {
@@ -158,12 +207,14 @@ impl<'a> StageContext<'a> {
                 .map(|item| {
                     let mut sub = StageContext::new(runtime, workers, policy, tick, stage);
                     let r = f(&mut sub, item);
-                    (r, sub.dead_letters, sub.errors, sub.udf_calls, sub.udf_nanos)
+                    let logs = (std::mem::take(&mut sub.logs), sub.logs_dropped);
+                    (r, sub.dead_letters, sub.errors, sub.udf_calls, sub.udf_nanos, logs)
                 })
                 .collect()
         });
         let mut out = Vec::with_capacity(results.len());
-        for (r, dead, errors, calls, nanos) in results {
+        for (r, dead, errors, calls, nanos, (logs, dropped)) in results {
+            self.keep_logs(logs, dropped);
             self.dead_letters.extend(dead);
             self.errors += errors;
             self.udf_calls += calls;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::context::{BadRecordPolicy, DeadLetter, PARTITION_RECORDS_MIN, StageContext, StageCounts};
+use super::context::{BadRecordPolicy, DeadLetter, PARTITION_RECORDS_MIN, StageContext, StageCounts, UdfLogLine};
 use super::keyed;
 use super::ops::Operator;
 use super::reducer::Reducer;
@@ -32,6 +32,10 @@ pub struct BatchOutput {
     pub counts: Vec<StageCounts>,
     /// Records refused under the `skip` policy.
     pub dead_letters: Vec<DeadLetter>,
+    /// The UDFs' log lines (at most `LOG_LINES_PER_BATCH_MAX`).
+    pub logs: Vec<UdfLogLine>,
+    /// Log lines counted and not kept.
+    pub logs_dropped: u64,
 }
 
 /// The stages of a job, with the warm UDF instances they call.
@@ -138,9 +142,12 @@ impl Pipeline {
         let mut data = Some(input);
         let mut counts = Vec::with_capacity(self.stages.len());
         let mut dead_letters = Vec::new();
+        let mut logs = StageContext::new(&self.runtime, &self.workers, self.policy, tick, "");
         let mut i = 0;
         while i < self.stages.len() {
-            if let Some(out) = self.try_map_side_combine(i, tick, &mut data, &mut counts, &mut dead_letters)? {
+            if let Some(out) =
+                self.try_map_side_combine(i, tick, &mut data, &mut counts, &mut dead_letters, &mut logs)?
+            {
                 data = Some(out);
                 i += 2;
                 continue;
@@ -160,6 +167,8 @@ impl Pipeline {
                 (_, data) => stage.op.on_batch(&mut cx, data)?,
             };
             dead_letters.append(&mut cx.dead_letters);
+            logs.logs.append(&mut cx.logs);
+            logs.logs_dropped += cx.logs_dropped;
             counts.push(StageCounts {
                 stage: stage.name.clone(),
                 records_in,
@@ -175,6 +184,8 @@ impl Pipeline {
             output: data,
             counts,
             dead_letters,
+            logs: logs.logs,
+            logs_dropped: logs.logs_dropped,
         })
     }
 
@@ -189,6 +200,7 @@ impl Pipeline {
         data: &mut Option<RecordBatch>,
         counts: &mut Vec<StageCounts>,
         dead_letters: &mut Vec<DeadLetter>,
+        logs: &mut StageContext<'_>,
     ) -> Result<Option<RecordBatch>, EngineError> {
         use rayon::prelude::*;
         let (Some(first), Some(second)) = (self.stages.get(i), self.stages.get(i + 1)) else {
@@ -223,6 +235,7 @@ impl Pipeline {
                         b.dead_letters,
                         b.errors,
                         (a.udf_calls, a.udf_nanos),
+                        (a.logs, a.logs_dropped),
                     ))
                 })
                 .collect()
@@ -230,7 +243,8 @@ impl Pipeline {
         let (mut mid, mut folds, mut errors_a, mut errors_b, mut dead_b) = (0, Vec::new(), 0, 0, Vec::new());
         let (mut calls, mut nanos) = (0, 0);
         for r in results {
-            let (n, f, mut da, ea, db, eb, (c, ns)) = r?;
+            let (n, f, mut da, ea, db, eb, (c, ns), (l, ld)) = r?;
+            logs.keep_logs(l, ld);
             calls += c;
             nanos += ns;
             mid += n;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::rejection::StringRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -352,22 +352,50 @@ pub struct Validated {
     pub udfs: Vec<Pin>,
 }
 
-/// A spec body: UTF-8, not empty.
-fn spec_text(body: Result<String, StringRejection>) -> Result<String, ApiError> {
+/// Whether a request's body is YAML (`Content-Type: application/yaml`, `application/x-yaml`,
+/// `text/yaml` or `text/x-yaml`); anything else is read as JSON.
+fn is_yaml(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            matches!(
+                t.trim().to_ascii_lowercase().as_str(),
+                "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml"
+            )
+        })
+}
+
+/// A spec body as JSON text: UTF-8, not empty; YAML bodies are turned into JSON (the spec is
+/// stored and shown as JSON).
+fn spec_text(headers: &HeaderMap, body: Result<String, StringRejection>) -> Result<String, ApiError> {
     let text = body?;
     if text.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::EmptyBody,
-            "send the job spec (JSON) as the body; see docs/job-spec.md",
+            "send the job spec (JSON, or YAML with Content-Type: application/yaml) as the body; see docs/job-spec.md",
         ));
     }
-    Ok(text)
+    if !is_yaml(headers) {
+        return Ok(text);
+    }
+    let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
+        invalid(SpecErrors(vec![job::SpecError {
+            path: String::new(),
+            message: format!("not valid YAML: {e}"),
+        }]))
+    })?;
+    Ok(serde_json::to_string(&value).expect("a JSON value serializes"))
 }
 
 /// Checks a job spec against the tenant's modules and quotas without storing it.
 #[utoipa::path(post, path = "/api/v1/jobs/validate", tag = "jobs",
-    request_body(content = JobSpec, content_type = "application/json", description = "the job spec (docs/job-spec.md)"),
+    request_body(content(
+        (JobSpec = "application/json"),
+        (JobSpec = "application/yaml"),
+    ), description = "the job spec (docs/job-spec.md), as JSON or YAML"),
     responses(
         (status = 200, description = "the spec is valid", body = Validated),
         (status = 400, description = "every problem of the spec, with its path", body = ErrorBody),
@@ -376,9 +404,10 @@ fn spec_text(body: Result<String, StringRejection>) -> Result<String, ApiError> 
 pub(super) async fn validate(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     body: Result<String, StringRejection>,
 ) -> Result<Json<Validated>, ApiError> {
-    let text = spec_text(body)?;
+    let text = spec_text(&headers, body)?;
     let quotas = state.quotas_for(&caller);
     let st = state.clone();
     let (plan, pinned) = blocking(move || check_blocking(&st, caller.id, &text, None, &quotas)).await?;
@@ -391,7 +420,7 @@ pub(super) async fn validate(
 
 /// Creates a job from its spec, pinning the module versions it names (`@latest` resolves now).
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs",
-    request_body(content = JobSpec, content_type = "application/json", description = "the job spec (docs/job-spec.md)",
+    request_body(content = JobSpec, content_type = "application/json", description = "the job spec (docs/job-spec.md); YAML is taken too, with `Content-Type: application/yaml`",
         example = json!({
             "name": "visits per user", "batch_interval": "1s",
             "source": { "http": {} },
@@ -407,9 +436,10 @@ pub(super) async fn validate(
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     body: Result<String, StringRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let text = spec_text(body)?;
+    let text = spec_text(&headers, body)?;
     let quotas = state.quotas_for(&caller);
     let st = state.clone();
     let job = blocking(move || {

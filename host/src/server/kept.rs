@@ -1,7 +1,10 @@
 //! What the server keeps of a job for its API: the last output records (as JSON text), the last
-//! batch reports, the last refused records (dead letters), the job's metrics, and the live
+//! batch reports, the last refused records (dead letters), the UDFs' log lines and errors, the
+//! run's events (started, restored, swapped, paused, failed...), the job's metrics, and the live
 //! output channel. Each list is bounded in records and in bytes (the tenant's quotas); the
-//! oldest entries go first, and dropped dead letters are counted.
+//! oldest entries go first, and dropped dead letters and log lines are counted. A new run of
+//! the job in the same process takes over the reports, logs and events of the one before, so
+//! the console's charts go on across a restart, with its marker.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +15,7 @@ use serde::Serialize;
 use super::metrics::JobMetrics;
 use super::quotas::Quotas;
 use crate::batch::RecordBatch;
-use crate::engine::{DeadLetter, Tick};
+use crate::engine::{DeadLetter, Tick, UdfLogLine};
 use crate::job::spec::ValueType;
 use crate::sink::Sink;
 use crate::source::http::IngestBuffer;
@@ -138,12 +141,78 @@ fn cut(s: &str, max: usize) -> (String, bool) {
     (s[..end].to_owned(), true)
 }
 
+/// Events kept per job (a few per start, stop and swap).
+const EVENTS_MAX: usize = 500;
+
+/// A UDF's log line, or an error of the job, as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct KeptLogLine {
+    /// When it was kept, ms since the epoch.
+    pub time_ms: i64,
+    /// The batch (0: before the first).
+    pub batch: u64,
+    /// The stage (empty for an error of the whole job).
+    pub stage: String,
+    /// The UDF's `module@version` (empty when no UDF wrote it).
+    pub udf: String,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// `log`: the UDF wrote it; `error`: a call failed or records were refused.
+    pub kind: String,
+    /// Its text.
+    pub message: String,
+}
+
+impl KeptLogLine {
+    fn size(&self) -> usize {
+        self.stage.len() + self.udf.len() + self.message.len() + 64
+    }
+}
+
+/// What happened to a job, for the console's chart markers.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct JobEvent {
+    /// When, ms since the epoch.
+    pub time_ms: i64,
+    /// The batch it concerns: the first one a swap runs, the one a run resumed from, the last
+    /// one before a stop or failure (none before the first batch).
+    pub batch: Option<u64>,
+    /// `started`, `restored`, `swapped`, `paused`, `resumed`, `failed` or `stopped`.
+    pub kind: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// The log lines kept of a job.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct KeptLogs {
+    /// Lines kept or dropped since the job's first run in this process.
+    pub total: u64,
+    /// Lines dropped (the oldest first, to stay within `udf_log_bytes_max`; also lines over the
+    /// per-batch bound of 1,000).
+    pub dropped: u64,
+    /// The lines kept, oldest first.
+    pub lines: Vec<KeptLogLine>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Everything kept of one run of a job.
 pub struct Kept {
     output: Mutex<Ring<Arc<str>>>,
     reports: Mutex<Ring<BatchReport>>,
     dead: Mutex<Ring<KeptDeadLetter>>,
     dead_total: AtomicU64,
+    logs: Mutex<Ring<KeptLogLine>>,
+    /// Log lines counted: kept, or dropped before they were kept.
+    logs_total: AtomicU64,
+    logs_dropped_early: AtomicU64,
+    events: Mutex<Ring<JobEvent>>,
+    last_batch: AtomicU64,
     /// Its metrics since it started.
     pub metrics: Mutex<JobMetrics>,
     live: Mutex<Option<tokio::sync::broadcast::Sender<Arc<str>>>>,
@@ -163,12 +232,94 @@ impl Kept {
             reports: Mutex::new(Ring::new(usize::MAX, q.reports_bytes_max)),
             dead: Mutex::new(Ring::new(usize::MAX, q.dead_letter_bytes_max)),
             dead_total: AtomicU64::new(0),
+            logs: Mutex::new(Ring::new(usize::MAX, q.udf_log_bytes_max)),
+            logs_total: AtomicU64::new(0),
+            logs_dropped_early: AtomicU64::new(0),
+            events: Mutex::new(Ring::new(EVENTS_MAX, usize::MAX)),
+            last_batch: AtomicU64::new(0),
             metrics: Mutex::default(),
             live: Mutex::new(Some(tokio::sync::broadcast::channel(LIVE_CHANNEL_RECORDS).0)),
             ingest: OnceLock::new(),
             restored_from: Mutex::new(None),
             last_checkpoint: Mutex::new(None),
         })
+    }
+
+    /// Takes over the reports, log lines and events of the job's run before (in this process),
+    /// within this run's bounds.
+    pub fn carry_over(&self, before: &Kept) {
+        for r in before.reports() {
+            lock(&self.reports).push(r.clone(), r.size_bytes());
+        }
+        for l in lock(&before.logs).to_vec() {
+            let n = l.size();
+            lock(&self.logs).push(l, n);
+        }
+        self.logs_total
+            .store(before.logs_total.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.logs_dropped_early.store(
+            before.logs_dropped_early.load(Ordering::Relaxed) + lock(&before.logs).dropped(),
+            Ordering::Relaxed,
+        );
+        for e in lock(&before.events).to_vec() {
+            lock(&self.events).push(e, 0);
+        }
+        self.last_batch
+            .store(before.last_batch.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Adds an event, at the last batch if `batch` is `None` and one ran.
+    pub fn event(&self, kind: &str, batch: Option<u64>, message: impl Into<String>) {
+        let batch = batch.or(Some(self.last_batch.load(Ordering::Relaxed)).filter(|b| *b > 0));
+        lock(&self.events).push(
+            JobEvent {
+                time_ms: now_ms(),
+                batch,
+                kind: kind.to_owned(),
+                message: message.into(),
+            },
+            0,
+        );
+    }
+
+    /// The events kept, oldest first.
+    pub fn events(&self) -> Vec<JobEvent> {
+        lock(&self.events).to_vec()
+    }
+
+    /// Adds an error of the job (a failure, refused records) to its log.
+    /// `batch` 0 means the last batch that ran.
+    pub fn error(&self, batch: u64, stage: &str, message: impl Into<String>) {
+        let batch = if batch == 0 {
+            self.last_batch.load(Ordering::Relaxed)
+        } else {
+            batch
+        };
+        self.keep_log(KeptLogLine {
+            time_ms: now_ms(),
+            batch,
+            stage: stage.to_owned(),
+            udf: String::new(),
+            level: "error".into(),
+            kind: "error".into(),
+            message: message.into(),
+        });
+    }
+
+    fn keep_log(&self, line: KeptLogLine) {
+        self.logs_total.fetch_add(1, Ordering::Relaxed);
+        let n = line.size();
+        lock(&self.logs).push(line, n);
+    }
+
+    /// The log lines kept.
+    pub fn logs(&self) -> KeptLogs {
+        let logs = lock(&self.logs);
+        KeptLogs {
+            total: self.logs_total.load(Ordering::Relaxed),
+            dropped: logs.dropped() + self.logs_dropped_early.load(Ordering::Relaxed),
+            lines: logs.to_vec(),
+        }
     }
 
     /// The output records kept, oldest first, as one JSON array.
@@ -193,6 +344,7 @@ impl Kept {
 
     /// Adds a batch's report (and to the metrics).
     pub fn push_report(&self, r: &BatchReport) {
+        self.last_batch.store(r.batch_id, Ordering::Relaxed);
         lock(&self.metrics).observe(r);
         lock(&self.reports).push(r.clone(), r.size_bytes());
     }
@@ -263,13 +415,51 @@ impl Sink for KeptSink {
 impl DeadLetterSink for Arc<Kept> {
     fn write(&mut self, letters: &[DeadLetter]) -> std::io::Result<()> {
         self.dead_total.fetch_add(letters.len() as u64, Ordering::Relaxed);
-        let mut dead = lock(&self.dead);
-        for d in letters {
-            let kept = KeptDeadLetter::of(d);
-            let n = kept.size();
-            dead.push(kept, n);
+        {
+            let mut dead = lock(&self.dead);
+            for d in letters {
+                let kept = KeptDeadLetter::of(d);
+                let n = kept.size();
+                dead.push(kept, n);
+            }
+        }
+        // One error line per stage and batch: how many it refused, and the first error.
+        let mut i = 0;
+        while i < letters.len() {
+            let first = &letters[i];
+            let n = letters[i..]
+                .iter()
+                .take_while(|d| d.stage == first.stage && d.batch_id == first.batch_id)
+                .count();
+            let (error, _) = cut(&first.error, RECORD_TEXT_MAX);
+            self.error(
+                first.batch_id,
+                &first.stage,
+                format!("{n} record(s) refused; the first (index {}): {error}", first.index),
+            );
+            i += n;
         }
         Ok(())
+    }
+
+    fn logs(&mut self, lines: &[UdfLogLine], dropped: u64) {
+        let time_ms = now_ms();
+        for l in lines {
+            let (message, _) = cut(&l.message, RECORD_TEXT_MAX);
+            self.keep_log(KeptLogLine {
+                time_ms,
+                batch: l.batch_id,
+                stage: l.stage.clone(),
+                udf: l.udf.clone(),
+                level: l.level.to_owned(),
+                kind: "log".into(),
+                message,
+            });
+        }
+        if dropped > 0 {
+            self.logs_total.fetch_add(dropped, Ordering::Relaxed);
+            self.logs_dropped_early.fetch_add(dropped, Ordering::Relaxed);
+        }
     }
 }
 

@@ -63,6 +63,8 @@ pub struct Quotas {
     pub reports_bytes_max: usize,
     /// Bytes of refused records (dead letters) kept per job; the oldest are dropped (counted).
     pub dead_letter_bytes_max: usize,
+    /// Bytes of UDF log lines and errors kept per job; the oldest are dropped (counted).
+    pub udf_log_bytes_max: usize,
     /// Bytes of the tenant's output database (its jobs' `sqlite` sinks).
     pub sink_db_bytes_max: u64,
     /// Bytes of a job's ingest log (its `http` source's acknowledged records) that no
@@ -95,6 +97,7 @@ impl Default for Quotas {
             output_bytes_max: 4 << 20,
             reports_bytes_max: 2 << 20,
             dead_letter_bytes_max: 1 << 20,
+            udf_log_bytes_max: 1 << 20,
             sink_db_bytes_max: 1 << 30,
             ingest_log_bytes_max: 1 << 30,
         }

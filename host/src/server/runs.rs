@@ -1,6 +1,6 @@
 //! Running a tenant's jobs through the API: start and stop go to the job table
-//! (`supervisors.rs`); batches, rates, output (also live, as Server-Sent Events) and dead
-//! letters are read from what the run keeps (`kept.rs`).
+//! (`supervisors.rs`); batches, rates, output (also live, as Server-Sent Events), dead
+//! letters, UDF logs and events are read from what the run keeps (`kept.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::error::{ErrorBody, ErrorCode};
 use super::jobs::{JobView, job_id, tenant_job, view};
-use super::kept::{Kept, KeptDeadLetter};
+use super::kept::{JobEvent, Kept, KeptDeadLetter, KeptLogs};
 use super::swap::not_running;
 use super::{ApiError, AppState, blocking};
 use crate::checkpoint::CheckpointInfo;
@@ -37,6 +37,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs/{id}/output", get(output))
         .route("/api/v1/jobs/{id}/output/stream", get(output_stream))
         .route("/api/v1/jobs/{id}/dead-letters", get(dead_letters))
+        .route("/api/v1/jobs/{id}/logs", get(logs))
+        .route("/api/v1/jobs/{id}/events", get(events))
         .route("/api/v1/jobs/{id}/swap", post(super::swap::swap))
         .route("/api/v1/jobs/{id}/rows", get(rows))
         .route(
@@ -124,6 +126,51 @@ pub(super) async fn batches(
         kept(&state, caller.id, &id)
             .await?
             .map(|k| k.reports())
+            .unwrap_or_default(),
+    ))
+}
+
+/// The UDFs' log lines (from the SDK's `log`) and the job's errors (failures, refused records),
+/// oldest first, bounded by `udf_log_bytes_max`; kept across the job's runs in this process.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the log lines", body = KeptLogs),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn logs(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<KeptLogs>, ApiError> {
+    Ok(Json(kept(&state, caller.id, &id).await?.map(|k| k.logs()).unwrap_or(
+        KeptLogs {
+            total: 0,
+            dropped: 0,
+            lines: Vec::new(),
+        },
+    )))
+}
+
+/// What happened to the job in this process (started, restored from a checkpoint, swapped,
+/// paused, resumed, failed, stopped), oldest first: the markers of the console's charts.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "runs",
+    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the events", body = Vec<JobEvent>),
+        (status = 404, description = "no such job", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn events(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<JobEvent>>, ApiError> {
+    Ok(Json(
+        kept(&state, caller.id, &id)
+            .await?
+            .map(|k| k.events())
             .unwrap_or_default(),
     ))
 }

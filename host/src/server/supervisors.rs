@@ -191,6 +191,9 @@ impl JobTable {
             .begin_run(tenant_id, id, !at_boot)?
             .ok_or_else(|| ApiError::not_found("job"))?;
         let kept = Kept::new(quotas);
+        if let Some(before) = lock(&self.jobs).get(&id).map(|e| e.kept.clone()) {
+            kept.carry_over(&before);
+        }
         let stages = plan
             .stages
             .iter()
@@ -269,6 +272,7 @@ impl JobTable {
             generation,
             kept: kept.clone(),
             progressed: false,
+            paused: false,
         };
         let handle = supervisor::spawn(
             supervisor::Options {
@@ -462,6 +466,8 @@ struct RunObserver {
     generation: i64,
     kept: Arc<Kept>,
     progressed: bool,
+    /// Whether the run is paused (its next `Running` is a resume).
+    paused: bool,
 }
 
 impl RunObserver {
@@ -484,7 +490,20 @@ impl RunObserver {
 impl Observer for RunObserver {
     fn on_state(&mut self, state: &JobState, ended: Option<&Ended>) {
         match (state, ended) {
-            (JobState::Running, _) => self.write("running", None),
+            (JobState::Running, _) => {
+                if std::mem::take(&mut self.paused) {
+                    self.kept
+                        .event("resumed", None, "storage works again; resumed from the last checkpoint");
+                } else {
+                    self.kept.event("started", None, "the run started");
+                }
+                self.write("running", None)
+            }
+            (JobState::Paused { code, reason }, _) => {
+                self.paused = true;
+                self.kept.event("paused", None, format!("{code}: {reason}"));
+                self.kept.error(0, "", format!("paused ({code}): {reason}"));
+            }
             (JobState::Stopped, Some(Ended::Shutdown)) => {
                 // Stays `running`, to be resumed; a clean shutdown is not a crash.
                 if let Err(e) = self.registry.run_made_progress(self.job_id, self.generation) {
@@ -493,6 +512,7 @@ impl Observer for RunObserver {
                 self.kept.close_live();
             }
             (JobState::Stopped, _) => {
+                self.kept.event("stopped", None, "the run stopped");
                 self.write("stopped", None);
                 let _ = self.registry.run_made_progress(self.job_id, self.generation);
                 self.kept.close_live();
@@ -505,6 +525,8 @@ impl Observer for RunObserver {
                 {
                     self.failures.count_failure(kind);
                 }
+                self.kept.event("failed", None, reason.clone());
+                self.kept.error(0, "", format!("the job failed: {reason}"));
                 self.write("failed", Some(reason));
                 self.kept.close_live();
             }
@@ -519,6 +541,11 @@ impl Observer for RunObserver {
             meta.batch_id
         );
         *lock(&self.kept.restored_from) = Some(meta.batch_id);
+        self.kept.event(
+            "restored",
+            Some(meta.batch_id),
+            format!("resumed from its checkpoint of batch {}", meta.batch_id),
+        );
     }
 
     fn on_checkpoint(&mut self, info: &crate::checkpoint::CheckpointInfo) {

@@ -150,6 +150,13 @@ pub(super) async fn swap(
         .await
         .map_err(|_| not_running(id))?
         .map_err(|e| bad(ErrorCode::NotAUdfStage, e))?;
+    if let Some(kept) = state.jobs.with(caller.id, id, |e| e.kept.clone()) {
+        kept.event(
+            "swapped",
+            Some(batch),
+            format!("stage {} runs {label} from batch {batch}", req.stage),
+        );
+    }
     let module_name = label.rsplit_once('@').map(|(n, _)| n.to_owned()).unwrap_or_default();
     let stage_index = req.stage as i64;
     state

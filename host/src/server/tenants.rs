@@ -1,6 +1,7 @@
 //! `/api/v1/tenants`: admins create tenants (each with a first API token, shown once), list
-//! them, and set a tenant's quotas (`PATCH`, partial: `null` returns a quota to the server's
-//! default).
+//! them, issue more tokens, and set a tenant's quotas (`PATCH`, partial: `null` returns a quota
+//! to the server's default). `/api/v1/me`: any caller's own tenant (the console signs in with
+//! it).
 
 use std::sync::Arc;
 
@@ -60,10 +61,58 @@ pub struct TenantView {
     pub quota_overrides: serde_json::Value,
 }
 
+/// A new token of a tenant (shown this once; only its hash is kept).
+#[derive(Serialize, ToSchema)]
+pub struct IssuedToken {
+    /// The tenant.
+    pub tenant_id: i64,
+    /// The API token.
+    pub token: String,
+}
+
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/api/v1/me", get(me))
         .route("/api/v1/tenants", post(create).get(list))
         .route("/api/v1/tenants/{id}", get(get_one).patch(patch))
+        .route("/api/v1/tenants/{id}/tokens", post(issue_token))
+}
+
+/// The caller's own tenant, with its quotas now.
+#[utoipa::path(get, path = "/api/v1/me", tag = "tenants",
+    responses(
+        (status = 200, description = "the caller's tenant", body = TenantView),
+        (status = 401, description = "no token, or not a token of this server", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn me(State(state): State<Arc<AppState>>, Caller(caller): Caller) -> Json<TenantView> {
+    Json(view(&state, &caller))
+}
+
+/// Issues another API token of a tenant (admin); the tenant's other tokens stay valid.
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/tokens", tag = "tenants",
+    params(("id" = i64, Path, description = "the tenant's id", minimum = 1)),
+    responses(
+        (status = 201, description = "the new token, shown this once", body = IssuedToken),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such tenant", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn issue_token(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    admin(&caller, "issuing a token")?;
+    let id = tenant_id(&id)?;
+    let token = state
+        .db(move |r| match r.tenant(id)? {
+            Some(_) => r.issue_token(id).map(Some),
+            None => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    Ok((StatusCode::CREATED, Json(IssuedToken { tenant_id: id, token })))
 }
 
 fn admin(caller: &Tenant, what: &str) -> Result<(), ApiError> {
