@@ -1,6 +1,8 @@
 //! Helpers of the end-to-end tests: runtimes with test limits, batches from lines, and the path
 //! of the real `sluice` binary.
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;

@@ -6,6 +6,7 @@ mod abi_by_hand;
 mod cache;
 mod checkpoints;
 mod cli;
+mod console;
 mod crash;
 mod crash_directory;
 mod crash_ingest;
