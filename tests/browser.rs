@@ -100,7 +100,10 @@ impl Browser {
             .expect("the window resizes");
         // The window's frame takes some room: grow it until the viewport is as asked.
         let inner = self.js("return [window.innerWidth, window.innerHeight]", vec![]);
-        let (w, h) = (inner[0].as_u64().unwrap_or(0) as u32, inner[1].as_u64().unwrap_or(0) as u32);
+        let (w, h) = (
+            inner[0].as_u64().unwrap_or(0) as u32,
+            inner[1].as_u64().unwrap_or(0) as u32,
+        );
         if (w, h) != (width, height) && w > 0 && h > 0 {
             self.rt
                 .block_on(self.c().set_window_size(width * 2 - w, height * 2 - h))
@@ -142,9 +145,12 @@ impl Browser {
 
     /// How many elements match `css`.
     pub fn count(&self, css: &str) -> usize {
-        self.js("return document.querySelectorAll(arguments[0]).length", vec![css.into()])
-            .as_u64()
-            .unwrap_or(0) as usize
+        self.js(
+            "return document.querySelectorAll(arguments[0]).length",
+            vec![css.into()],
+        )
+        .as_u64()
+        .unwrap_or(0) as usize
     }
 
     /// Waits (at most `timeout`) for `f` to give something; panics with `what` otherwise.
@@ -238,8 +244,12 @@ impl Browser {
         let mut parent = std::collections::HashMap::new();
         let mut cmd = std::collections::HashMap::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
             // The parent is the 2nd field after the command name, which is in parentheses.
             let ppid = stat
                 .rsplit_once(") ")
@@ -271,9 +281,9 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {
-            let _ = self.rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), c.close()).await
-            });
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), c.close()).await });
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

@@ -57,10 +57,13 @@ pub fn sluice_bin() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("the test knows its path");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("tests run from <target>/<profile>/deps");
+            // Tests run from <target>/<profile>/deps, the package's binaries from <profile>.
+            let parent = exe.parent().expect("a directory");
+            let profile_dir = if parent.file_name().is_some_and(|n| n == "deps") {
+                parent.parent().expect("<target>/<profile>")
+            } else {
+                parent
+            };
             let mut cmd = Command::new(env!("CARGO"));
             cmd.args(["build", "--quiet", "-p", "sluice", "--bin", "sluice"]);
             if profile_dir.file_name().is_some_and(|n| n == "release") {

@@ -286,6 +286,17 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             "sluice is listening on http://{addr} (API at http://{addr}/api/v1; admin token: {})",
             token_file.display()
         );
+        say!(
+            "console: http://{addr}/ (sign in with a tenant's token{})",
+            if options.demo {
+                format!(
+                    "; the demo tenant's is in {}",
+                    options.data_dir.join("demo-token").display()
+                )
+            } else {
+                String::new()
+            }
+        );
         if options.demo {
             let st = state.clone();
             let dir = options.data_dir.clone();

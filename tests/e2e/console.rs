@@ -15,8 +15,11 @@ use super::harness::{Server, call, create_and_start, new_tenant_id, start};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+/// Saves a screenshot of the page's top as `docs/screenshots/NAME.png`.
+fn shot(b: &Browser, name: &str) {
+    b.js("window.scrollTo(0, 0)", vec![]);
+    std::thread::sleep(Duration::from_millis(300));
+    b.screenshot(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../docs/screenshots/{name}.png")));
 }
 
 fn get(s: &Server, path: &str, headers: &[(&str, &str)]) -> ureq::http::Response<ureq::Body> {
@@ -34,7 +37,13 @@ fn the_console_is_embedded_and_served_with_a_strict_csp() {
     assert_eq!(page.status(), 200);
     let headers = page.headers().clone();
     let csp = headers["content-security-policy"].to_str().unwrap();
-    for rule in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"] {
+    for rule in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(rule), "the CSP has {rule}: {csp}");
     }
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
@@ -43,7 +52,10 @@ fn the_console_is_embedded_and_served_with_a_strict_csp() {
     // No inline script, no inline style, nothing from another host.
     for script in html.split("<script").skip(1) {
         let tag = &script[..script.find('>').unwrap()];
-        assert!(tag.contains("src=\"/assets/"), "every script is a file of the console: <script{tag}>");
+        assert!(
+            tag.contains("src=\"/assets/"),
+            "every script is a file of the console: <script{tag}>"
+        );
     }
     assert!(!html.contains(" style=") && !html.contains("<style"), "no inline style");
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src=\"//"));
@@ -51,12 +63,22 @@ fn the_console_is_embedded_and_served_with_a_strict_csp() {
     // Its files: served with their types and an ETag; revalidation answers 304.
     let mut js = get(&s, "/assets/js/main.js", &[]);
     assert_eq!(js.status(), 200);
-    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
     assert!(js.headers().contains_key("content-security-policy"));
     let etag = js.headers()["etag"].to_str().unwrap().to_owned();
     assert!(!js.body_mut().read_to_string().unwrap().is_empty());
     assert_eq!(get(&s, "/assets/js/main.js", &[("if-none-match", &etag)]).status(), 304);
-    for missing in ["/assets/nope.js", "/assets/../Cargo.toml", "/assets/%2e%2e/Cargo.toml", "/index.html"] {
+    for missing in [
+        "/assets/nope.js",
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+        "/index.html",
+    ] {
         assert_eq!(get(&s, missing, &[]).status(), 404, "{missing}");
     }
 }
@@ -71,7 +93,7 @@ fn bobs_job(s: &Server) -> i64 {
             "name": "bob-secret-job",
             "batch_interval": "1s",
             "source": { "generator": { "format": "words", "rate_per_s": 100 } },
-            "stages": [ { "key_by": { "field": 0 } }, { "set_value": 1 }, { "reduce_by_key": { "reduce": { "builtin": "sum" } } } ],
+            "stages": [ { "key_by": { "field": 0 } }, { "set_value": 1 }, { "reduce_by_key": { "builtin": "sum" } } ],
             "sink": { "print": {} }
         }),
     )
@@ -107,12 +129,14 @@ fn a_tenant_works_a_job_through_the_console_in_a_real_browser() {
         b.click("#udf-upload");
         b.wait(&format!("version {version} in the UDF list"), WAIT, |b| {
             let (_, list) = call("GET", &s.url("/api/v1/udfs"), Some(&alice), None);
-            let uploaded = list.as_array().is_some_and(|l| l.iter().any(|m| m["version"] == version));
+            let uploaded = list
+                .as_array()
+                .is_some_and(|l| l.iter().any(|m| m["version"] == version));
             let shown = b.text("#udfs-table").is_some_and(|t| t.contains("split_words"));
             (uploaded && shown).then_some(())
         });
     }
-    b.screenshot(&screenshots().join("desktop-udfs.png"));
+    shot(&b, "desktop-udfs");
 
     // Create the visits job from its template, on the http source, and start it.
     b.click("#nav-new");
@@ -123,7 +147,7 @@ fn a_tenant_works_a_job_through_the_console_in_a_real_browser() {
             .filter(|t| t.contains("parse_visit"))
             .map(drop)
     });
-    b.screenshot(&screenshots().join("desktop-new.png"));
+    shot(&b, "desktop-new");
     b.click("#spec-create-start");
     let id: i64 = b.wait("the new job's page", WAIT, |b| {
         let hash = b.js("return location.hash", vec![]);
@@ -168,20 +192,28 @@ fn a_tenant_works_a_job_through_the_console_in_a_real_browser() {
     });
     let (_, job) = call("GET", &s.url(&format!("/api/v1/jobs/{id}")), Some(&alice), None);
     let batch = job["swaps"][0]["batch"].as_i64().expect("the swap is recorded");
-    assert!(result.contains(&batch.to_string()), "the page shows the swap's batch {batch}: {result}");
+    assert!(
+        result.contains(&batch.to_string()),
+        "the page shows the swap's batch {batch}: {result}"
+    );
     b.wait("the swap's marker on the charts", WAIT, |b| {
         (number(b.attr("#chart-input-rate", "data-markers")) > markers).then_some(())
     });
     b.wait("the pipeline showing examples@2", WAIT, |b| {
         b.text("#pipeline").filter(|t| t.contains("examples@2")).map(drop)
     });
-    b.screenshot(&screenshots().join("desktop-job.png"));
+    shot(&b, "desktop-job");
 
     // The jobs list: alice's job, never bob's; bob's job page is not found for alice.
     b.click("#nav-jobs");
     b.wait_for(&format!("#jobs-table tr[data-job-id=\"{id}\"]"));
-    b.screenshot(&screenshots().join("desktop-jobs.png"));
-    let page = |b: &Browser| b.js("return document.body.innerText", vec![]).as_str().unwrap_or("").to_owned();
+    shot(&b, "desktop-jobs");
+    let page = |b: &Browser| {
+        b.js("return document.body.innerText", vec![])
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
     assert!(!page(&b).contains("bob-secret-job"));
     b.goto(&format!("{}/#/jobs/{bob_job}", s.base));
     b.wait("an error in place of bob's job", WAIT, |b| {
@@ -194,15 +226,25 @@ fn a_tenant_works_a_job_through_the_console_in_a_real_browser() {
     b.resize(390, 844);
     for (hash, name, ready) in [
         ("#/jobs", "jobs", format!("#jobs-table tr[data-job-id=\"{id}\"]")),
-        (&*format!("#/jobs/{id}"), "job", "#chart-input-rate[data-points]".to_owned()),
+        (
+            &*format!("#/jobs/{id}"),
+            "job",
+            "#chart-input-rate[data-points]".to_owned(),
+        ),
         ("#/udfs", "udfs", "#udfs-table".to_owned()),
         ("#/new", "new", "#spec-editor".to_owned()),
     ] {
         b.goto(&format!("{}/{hash}", s.base));
         b.wait_for(&ready);
-        let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth", vec![]);
-        assert!(overflow.as_i64().unwrap_or(0) <= 1, "{name}: the page fits a phone's width (overflow {overflow})");
-        b.screenshot(&screenshots().join(format!("phone-{name}.png")));
+        let overflow = b.js(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        );
+        assert!(
+            overflow.as_i64().unwrap_or(0) <= 1,
+            "{name}: the page fits a phone's width (overflow {overflow})"
+        );
+        shot(&b, &format!("phone-{name}"));
     }
 }
 
@@ -224,13 +266,13 @@ fn a_specs_problems_are_shown_at_their_lines() {
     b.wait_for("#nav-new");
     b.click("#nav-new");
 
-    // JSON: a bad interval on line 3, a bad window on line 6.
+    // JSON: a sum over text on line 6, then a bad interval on line 3.
     let json_spec = r#"{
   "name": "bad one",
-  "batch_interval": "soon",
+  "batch_interval": "1s",
   "source": { "http": {} },
   "stages": [
-    { "reduce_by_key_and_window": { "length": "7s", "slide": "2s", "reduce": { "builtin": "sum" } } }
+    { "reduce_by_key_and_window": { "length": "8s", "slide": "2s", "reduce": { "builtin": "sum" } } }
   ],
   "sink": { "print": {} }
 }"#;
@@ -243,24 +285,36 @@ fn a_specs_problems_are_shown_at_their_lines() {
         v.as_array()
             .map(|a| {
                 a.iter()
-                    .map(|p| (p[0].as_str().unwrap_or("").to_owned(), p[1].as_str().unwrap_or("").to_owned()))
+                    .map(|p| {
+                        (
+                            p[0].as_str().unwrap_or("").to_owned(),
+                            p[1].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
     };
     let found = b.wait("the JSON spec's problems", WAIT, |b| {
         let p = problems(b);
-        (!p.is_empty()).then_some(p)
+        p.iter().any(|(path, _)| path.starts_with("stages[0]")).then_some(p)
+    });
+    assert!(
+        found
+            .iter()
+            .any(|(path, line)| path.starts_with("stages[0]") && line == "6"),
+        "the window's problem is at line 6: {found:?}"
+    );
+    validate(&b, "json", &json_spec.replace("\"1s\"", "\"soon\""));
+    let found = b.wait("the bad interval's problem", WAIT, |b| {
+        let p = problems(b);
+        p.iter().any(|(path, _)| path == "batch_interval").then_some(p)
     });
     assert!(
         found.contains(&("batch_interval".to_owned(), "3".to_owned())),
         "the interval's problem is at line 3: {found:?}"
     );
-    assert!(
-        found.iter().any(|(path, line)| path.starts_with("stages[0]") && line == "6"),
-        "the window's problem is at line 6: {found:?}"
-    );
-    b.screenshot(&screenshots().join("desktop-new-problems.png"));
+    shot(&b, "desktop-new-problems");
 
     // YAML: the same at its own lines.
     let yaml_spec = "name: bad one\nbatch_interval: 1s\nsource:\n  http: {}\nstages:\n  - set_value: 1\n  - key_by:\n      field: -4\nsink:\n  print: {}\n";
@@ -270,7 +324,9 @@ fn a_specs_problems_are_shown_at_their_lines() {
         p.iter().any(|(path, _)| path.starts_with("stages[1]")).then_some(p)
     });
     assert!(
-        found.iter().any(|(path, line)| path.starts_with("stages[1]") && (line == "7" || line == "8")),
+        found
+            .iter()
+            .any(|(path, line)| path.starts_with("stages[1]") && (line == "7" || line == "8")),
         "the key_by's problem is at its lines (7-8): {found:?}"
     );
     // Nothing was created by a dry run.

@@ -313,7 +313,7 @@ impl Kept {
     }
 
     /// The log lines kept.
-    pub fn logs(&self) -> KeptLogs {
+    pub fn log_lines(&self) -> KeptLogs {
         let logs = lock(&self.logs);
         KeptLogs {
             total: self.logs_total.load(Ordering::Relaxed),
@@ -340,6 +340,18 @@ impl Kept {
     /// The reports kept, oldest first.
     pub fn reports(&self) -> Vec<BatchReport> {
         lock(&self.reports).to_vec()
+    }
+
+    /// The last `limit` reports kept after the newest one of batch `after` (all of them when
+    /// no report of that batch is kept: it was dropped, or a run began again from batch 1), for
+    /// readers that poll for what is new.
+    pub fn reports_after(&self, after: Option<u64>, limit: usize) -> Vec<BatchReport> {
+        let all = lock(&self.reports).to_vec();
+        let from = after
+            .and_then(|a| all.iter().rposition(|r| r.batch_id == a))
+            .map_or(0, |i| i + 1);
+        let rest = &all[from..];
+        rest[rest.len().saturating_sub(limit)..].to_vec()
     }
 
     /// Adds a batch's report (and to the metrics).
@@ -465,7 +477,7 @@ impl DeadLetterSink for Arc<Kept> {
 
 #[cfg(test)]
 mod tests {
-    use super::Ring;
+    use super::*;
 
     #[test]
     fn a_ring_keeps_within_its_entries_and_bytes() {
@@ -483,5 +495,89 @@ mod tests {
             "too big alone: not kept, counted"
         );
         assert_eq!(r.bytes(), 95);
+    }
+
+    fn report(batch_id: u64) -> BatchReport {
+        BatchReport {
+            batch_id,
+            time_ms: batch_id as i64 * 1000,
+            records_in: 1,
+            records_out: None,
+            stages: Vec::new(),
+            processing_ms: 1.0,
+            scheduling_delay_ms: 0.0,
+            total_delay_ms: 1.0,
+            dead_letters: 0,
+            warm_instances: 0,
+        }
+    }
+
+    fn ids(v: &[BatchReport]) -> Vec<u64> {
+        v.iter().map(|r| r.batch_id).collect()
+    }
+
+    #[test]
+    fn a_poller_gets_the_reports_after_its_last_also_across_a_run_from_scratch() {
+        let q = Quotas::default();
+        let first = Kept::new(&q);
+        (1..=5).for_each(|b| first.push_report(&report(b)));
+        assert_eq!(ids(&first.reports_after(Some(3), usize::MAX)), vec![4, 5]);
+        assert_eq!(ids(&first.reports_after(None, 2)), vec![4, 5]);
+        assert_eq!(ids(&first.reports_after(Some(5), 10)), Vec::<u64>::new());
+        // The next run starts from batch 1 again, with the last run's reports carried over.
+        first.event("stopped", None, "the run stopped");
+        let second = Kept::new(&q);
+        second.carry_over(&first);
+        (1..=2).for_each(|b| second.push_report(&report(b)));
+        assert_eq!(ids(&second.reports_after(Some(5), 10)), vec![1, 2]);
+        assert_eq!(ids(&second.reports_after(Some(2), 10)), Vec::<u64>::new());
+        assert_eq!(
+            ids(&second.reports_after(Some(99), 3)),
+            vec![5, 1, 2],
+            "unknown: the newest"
+        );
+        let events = second.events();
+        assert_eq!(
+            (events.len(), events[0].kind.as_str(), events[0].batch),
+            (1, "stopped", Some(5))
+        );
+    }
+
+    #[test]
+    fn udf_log_lines_are_bounded_in_bytes_and_counted() {
+        let q = Quotas {
+            udf_log_bytes_max: 10_000,
+            ..Quotas::default()
+        };
+        let mut kept = Kept::new(&q);
+        let line = |i: u64| UdfLogLine {
+            stage: "stages[0].map".into(),
+            batch_id: i,
+            udf: "examples@1".into(),
+            level: "info",
+            message: "x".repeat(1000),
+        };
+        let lines: Vec<_> = (1..=50).map(line).collect();
+        kept.logs(&lines, 7);
+        let logs = kept.log_lines();
+        assert_eq!((logs.total, logs.total - logs.dropped), (57, logs.lines.len() as u64));
+        assert!(
+            logs.lines.len() < 10 && logs.lines.last().unwrap().batch == 50,
+            "the newest are kept"
+        );
+        // Refused records make one error line per stage and batch.
+        let letter = |batch_id, index| DeadLetter {
+            stage: "stages[0].map".into(),
+            batch_id,
+            index,
+            key: None,
+            value: "<b>bad</b>".into(),
+            error: "no comma".into(),
+        };
+        kept.write(&[letter(51, 0), letter(51, 3), letter(52, 1)]).unwrap();
+        let logs = kept.log_lines();
+        let errors: Vec<_> = logs.lines.iter().filter(|l| l.kind == "error").collect();
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].message.starts_with("2 record(s) refused") && errors[0].batch == 51);
     }
 }

@@ -109,9 +109,25 @@ async fn kept(state: &Arc<AppState>, tenant_id: i64, id: &str) -> Result<Option<
     Ok(state.jobs.with(tenant_id, id, |e| e.kept.clone()))
 }
 
+/// Which batch reports.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BatchesQuery {
+    /// Only the reports after the newest one of this batch (all, when none of it is kept); to
+    /// poll for new batches.
+    #[serde(default)]
+    #[param(minimum = 0)]
+    after: Option<u64>,
+    /// At most this many, the newest (default: all that are kept).
+    #[serde(default)]
+    #[param(minimum = 0)]
+    limit: Option<usize>,
+}
+
 /// The job's recent batch reports, oldest first (bounded by reports_bytes_max).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/batches", tag = "runs",
-    params(("id" = i64, Path, description = "the job's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the job's id", minimum = 1), BatchesQuery),
     responses(
         (status = 200, description = "the reports", body = Vec<BatchReport>),
         (status = 404, description = "no such job", body = ErrorBody),
@@ -121,11 +137,14 @@ pub(super) async fn batches(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    query: Result<axum::extract::Query<BatchesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<BatchReport>>, ApiError> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadBody, e.body_text()))?;
     Ok(Json(
         kept(&state, caller.id, &id)
             .await?
-            .map(|k| k.reports())
+            .map(|k| k.reports_after(q.after, q.limit.unwrap_or(usize::MAX)))
             .unwrap_or_default(),
     ))
 }
@@ -144,13 +163,16 @@ pub(super) async fn logs(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<KeptLogs>, ApiError> {
-    Ok(Json(kept(&state, caller.id, &id).await?.map(|k| k.logs()).unwrap_or(
-        KeptLogs {
-            total: 0,
-            dropped: 0,
-            lines: Vec::new(),
-        },
-    )))
+    Ok(Json(
+        kept(&state, caller.id, &id)
+            .await?
+            .map(|k| k.log_lines())
+            .unwrap_or(KeptLogs {
+                total: 0,
+                dropped: 0,
+                lines: Vec::new(),
+            }),
+    ))
 }
 
 /// What happened to the job in this process (started, restored from a checkpoint, swapped,
@@ -199,6 +221,7 @@ pub(super) async fn output(
 /// Which rows of a job's table.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RowsQuery {
     /// Rows after this batch (default 0: from the first) ...
     #[serde(default)]

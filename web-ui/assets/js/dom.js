@@ -70,8 +70,8 @@ export function table(id, headers, caption) {
 }
 
 /** Wraps a table so it scrolls sideways on narrow screens. */
-export function scroller(t) {
-  return h('div', { class: 'table-scroll', tabindex: '0', role: 'region', 'aria-label': t.querySelector('caption')?.textContent || 'table' }, t);
+export function scroller(t, tall) {
+  return h('div', { class: ['table-scroll', tall ? 'tall' : null], tabindex: '0', role: 'region', 'aria-label': t.querySelector('caption')?.textContent || 'table' }, t);
 }
 
 /** Shows an error (an ApiError or any Error) in `el`, with its problems if any. */

@@ -21,7 +21,7 @@ export function batchesPanel() {
   const msg = h('div', { 'aria-live': 'polite' });
   const state = {};
   return {
-    el: section('Recent batches', msg, scroller(t)),
+    el: section('Recent batches', msg, scroller(t, true)),
     update(batches) {
       put(msg);
       const last = batches[batches.length - 1];
@@ -44,7 +44,7 @@ export function deadLettersPanel() {
   const summary = h('p', { class: 'muted' });
   const state = {};
   return {
-    el: section('Refused records (dead letters)', summary, msg, scroller(t)),
+    el: section('Refused records (dead letters)', summary, msg, scroller(t, true)),
     update(dl) {
       put(msg);
       const list = dl.dead_letters || [];
@@ -77,7 +77,7 @@ export function logsPanel() {
       put(list, lines.slice(-MAX_ROWS * 3).reverse().map((l) => h('li', { class: ['log-line', `level-${l.level}`, `kind-${l.kind}`] },
         h('span', { class: 'log-time' }, fmtTime(l.time_ms)), ' ',
         h('span', { class: 'log-level' }, l.kind === 'error' ? 'error' : l.level), ' ',
-        h('span', { class: 'log-where' }, `batch ${l.batch ?? '—'} · ${l.stage ?? ''}${l.udf ? ` · ${l.udf}` : ''}`), ' ',
+        h('span', { class: 'log-where' }, [l.batch ? `batch ${l.batch}` : 'before the first batch', l.stage || 'job', l.udf].filter(Boolean).join(' · ')), ' ',
         h('span', { class: 'log-message' }, l.message))));
     },
     error(e) {

@@ -94,7 +94,7 @@ export function jobsPage(app) {
     const d = details.get(job.id);
     if (d && !live && d.status === job.status) return;
     const [batches, full] = await Promise.all([
-      get(`/jobs/${job.id}/batches`).catch(() => (d ? d.batches : [])),
+      get(`/jobs/${job.id}/batches?limit=${SPARK_BATCHES}`).catch(() => (d ? d.batches : [])),
       job.status === 'paused' ? get(`/jobs/${job.id}`).catch(() => null) : null,
     ]);
     details.set(job.id, { batches: (batches || []).slice(-SPARK_BATCHES), run: full && full.run, status: job.status });
