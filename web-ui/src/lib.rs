@@ -36,4 +36,22 @@ mod tests {
         assert!(FILES.iter().any(|f| f.content_type.starts_with("text/javascript")));
         assert!(file("/README.md").is_none(), "only index.html and assets/ are served");
     }
+
+    /// The console's own JavaScript unit tests (the problem locator), run by Node's test runner
+    /// so that `cargo test` runs them too.
+    #[test]
+    fn the_javascript_unit_tests_pass() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new("node")
+            .arg("--test")
+            .arg(dir.join("test"))
+            .output()
+            .expect("node runs (the console's JavaScript tests need Node.js; Debian's `nodejs` has it)");
+        assert!(
+            out.status.success(),
+            "node --test web-ui/test failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

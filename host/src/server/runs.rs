@@ -130,6 +130,7 @@ pub struct BatchesQuery {
     params(("id" = i64, Path, description = "the job's id", minimum = 1), BatchesQuery),
     responses(
         (status = 200, description = "the reports", body = Vec<BatchReport>),
+        (status = 400, description = "a bad query", body = ErrorBody),
         (status = 404, description = "no such job", body = ErrorBody),
     ),
     security(("bearer" = [])))]
