@@ -333,3 +333,91 @@ fn a_specs_problems_are_shown_at_their_lines() {
     let (_, jobs) = call("GET", &s.url("/api/v1/jobs"), Some(&carol), None);
     assert_eq!(jobs, json!([]));
 }
+
+/// What the console's job page reads besides batches: the UDF's own log lines (with stage,
+/// batch and version), and the run's events (its chart markers), both kept across a restart of
+/// the job in the same process.
+#[test]
+fn a_jobs_udf_log_lines_and_events_are_read_over_the_api() {
+    let s = start();
+    let (_, dave) = new_tenant_id(&s, "dave");
+    let (status, up) = super::harness::upload(&s, &dave, "hostile", sluice_udf_artifacts::HOSTILE);
+    assert_eq!(status, 201, "{up}");
+    let id = create_and_start(
+        &s,
+        &dave,
+        &json!({
+            "name": "chatty",
+            "batch_interval": "100ms",
+            "source": { "http": {} },
+            "stages": [ { "map": { "udf": "hostile@1", "function": "chatty" } } ],
+            "sink": { "print": {} }
+        }),
+    );
+    let url = |p: &str| s.url(&format!("/api/v1/jobs/{id}/{p}"));
+    let (status, body) = call(
+        "POST",
+        &url("ingest"),
+        Some(&dave),
+        Some(("text/plain", b"hello <b>".to_vec())),
+    );
+    assert_eq!(status, 202, "{body}");
+    let logs = super::harness::eventually(WAIT, || {
+        let (_, logs) = call("GET", &url("logs"), Some(&dave), None);
+        (logs["lines"].as_array()?.len() >= 3).then_some(logs)
+    })
+    .expect("the UDF's log lines are kept");
+    let lines = logs["lines"].as_array().unwrap();
+    let levels: Vec<&str> = lines.iter().map(|l| l["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, ["debug", "info", "warn"], "{logs}");
+    for (l, text) in lines
+        .iter()
+        .zip(["debug: hello <b>", "info: hello <b>", "warn: hello <b>"])
+    {
+        assert_eq!(l["message"], text);
+        assert_eq!(
+            (l["stage"].as_str(), l["udf"].as_str(), l["kind"].as_str()),
+            (Some("stages[0].map"), Some("hostile@1"), Some("log"))
+        );
+        assert!(l["batch"].as_u64().unwrap() >= 1);
+    }
+    assert_eq!((logs["total"].as_u64(), logs["dropped"].as_u64()), (Some(3), Some(0)));
+
+    // Stop and start again: the events tell it, the logs and batches are still there.
+    let (status, _) = call("POST", &url("stop"), Some(&dave), None);
+    assert_eq!(status, 200);
+    let (status, _) = call("POST", &url("start"), Some(&dave), None);
+    assert_eq!(status, 200);
+    let (_, events) = call("GET", &url("events"), Some(&dave), None);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    // A clean stop writes a checkpoint, and the next run resumes from it.
+    assert_eq!(kinds, ["started", "stopped", "restored", "started"], "{events}");
+    assert!(
+        events[1]["batch"].as_u64().unwrap() >= 1,
+        "a stop is at the last batch: {events}"
+    );
+    let (_, logs) = call("GET", &url("logs"), Some(&dave), None);
+    assert_eq!(
+        logs["lines"].as_array().unwrap().len(),
+        3,
+        "kept across the restart: {logs}"
+    );
+    let (_, batches) = call("GET", &url("batches?limit=2"), Some(&dave), None);
+    assert_eq!(batches.as_array().unwrap().len(), 2);
+    let newest = batches[1]["batch_id"].as_u64().unwrap();
+    let (_, after) = call("GET", &url(&format!("batches?after={newest}")), Some(&dave), None);
+    assert!(
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["batch_id"].as_u64() != Some(newest))
+    );
+    let (status, bad) = call("GET", &url("batches?limit=-1"), Some(&dave), None);
+    assert_eq!(status, 400, "{bad}");
+}
