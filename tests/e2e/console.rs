@@ -421,3 +421,48 @@ fn a_jobs_udf_log_lines_and_events_are_read_over_the_api() {
     let (status, bad) = call("GET", &url("batches?limit=-1"), Some(&dave), None);
     assert_eq!(status, 400, "{bad}");
 }
+
+/// An admin creates a tenant (its token shown once, and it works), issues it another token and
+/// sets one of its quotas, all in the console; a tenant that is no admin sees no tenants page.
+#[test]
+fn an_admin_manages_tenants_in_the_console() {
+    let s = start();
+    let b = Browser::start(1280, 800);
+    b.goto(&s.base);
+    b.fill("#token-input", s.admin.trim());
+    b.click("#sign-in");
+    b.click("#nav-tenants");
+    b.fill("#tenant-name", "erin");
+    b.click("#tenant-create");
+    let first = b.wait("the new tenant's token", WAIT, |b| {
+        b.text("#tenant-token").filter(|t| t.starts_with("sl_"))
+    });
+    let (status, me) = call("GET", &s.url("/api/v1/me"), Some(&first), None);
+    assert_eq!((status, me["name"].as_str()), (200, Some("erin")), "{me}");
+    let id = me["id"].as_i64().unwrap();
+    let row = format!("#tenants-table tr[data-tenant-id=\"{id}\"]");
+    b.click(&format!("{row} .tenant-new-token"));
+    let second = b.wait("another token", WAIT, |b| {
+        b.text("#tenant-token").filter(|t| t.starts_with("sl_") && *t != first)
+    });
+    assert_eq!(call("GET", &s.url("/api/v1/me"), Some(&second), None).0, 200);
+    assert_eq!(
+        call("GET", &s.url("/api/v1/me"), Some(&first), None).0,
+        200,
+        "the first token stays valid"
+    );
+    b.click(&format!("{row} .tenant-quotas"));
+    b.fill("#quota-jobs_max", "3");
+    b.click("#quota-save");
+    b.wait("the quota saved", WAIT, |_| {
+        let (_, t) = call("GET", &s.url(&format!("/api/v1/tenants/{id}")), Some(&s.admin), None);
+        (t["quota_overrides"]["jobs_max"] == 3).then_some(())
+    });
+    shot(&b, "desktop-tenants");
+    // Erin is no admin: no tenants link.
+    b.click("#sign-out");
+    b.fill("#token-input", &second);
+    b.click("#sign-in");
+    b.wait_for("#nav-jobs");
+    assert_eq!(b.count("#nav-tenants"), 0);
+}
