@@ -31,13 +31,21 @@ fn cpu_seconds(pids: &[u32]) -> f64 {
         .sum()
 }
 
-/// The renderers' CPU over `secs` seconds, as a share of one core.
+/// The renderers' CPU over `secs` seconds, as a share of one core (after 2 s for the page to
+/// settle; only processes there at both ends count: a page's process may end when it is left).
 fn cpu_share(b: &Browser, secs: u64) -> f64 {
+    std::thread::sleep(Duration::from_secs(2));
     let pids = b.renderer_pids();
-    let before = cpu_seconds(&pids);
+    let before: Vec<f64> = pids.iter().map(|p| cpu_seconds(&[*p])).collect();
     let t = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
-    (cpu_seconds(&pids) - before) / t.elapsed().as_secs_f64()
+    let used: f64 = pids
+        .iter()
+        .zip(before)
+        .filter(|(p, _)| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .map(|(p, b)| cpu_seconds(&[*p]) - b)
+        .sum();
+    used / t.elapsed().as_secs_f64()
 }
 
 fn main() {

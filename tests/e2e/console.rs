@@ -99,6 +99,16 @@ fn bobs_job(s: &Server) -> i64 {
     )
 }
 
+/// A browser at 1280x800, signed in to the console with `token`.
+fn signed_in(s: &Server, token: &str) -> Browser {
+    let b = Browser::start(1280, 800);
+    b.goto(&s.base);
+    b.fill("#token-input", token);
+    b.click("#sign-in");
+    b.wait_for("#nav-jobs");
+    b
+}
+
 fn number(v: Option<String>) -> u64 {
     v.and_then(|s| s.parse().ok()).unwrap_or(0)
 }
@@ -112,11 +122,7 @@ fn a_tenant_works_a_job_through_the_console_in_a_real_browser() {
     let wasm = wasm_dir.path().join("examples.wasm");
     std::fs::write(&wasm, sluice_udf_artifacts::EXAMPLES).unwrap();
 
-    let b = Browser::start(1280, 800);
-    b.goto(&s.base);
-    b.fill("#token-input", &alice);
-    b.click("#sign-in");
-    b.wait_for("#nav-jobs");
+    let b = signed_in(&s, &alice);
     // No jobs yet: the page says what to do.
     b.wait_for("#jobs-empty");
 
@@ -259,11 +265,7 @@ fn validate(b: &Browser, format: &str, text: &str) {
 fn a_specs_problems_are_shown_at_their_lines() {
     let s = start();
     let (_, carol) = new_tenant_id(&s, "carol");
-    let b = Browser::start(1280, 800);
-    b.goto(&s.base);
-    b.fill("#token-input", &carol);
-    b.click("#sign-in");
-    b.wait_for("#nav-new");
+    let b = signed_in(&s, &carol);
     b.click("#nav-new");
 
     // JSON: a sum over text on line 6, then a bad interval on line 3.
@@ -427,10 +429,7 @@ fn a_jobs_udf_log_lines_and_events_are_read_over_the_api() {
 #[test]
 fn an_admin_manages_tenants_in_the_console() {
     let s = start();
-    let b = Browser::start(1280, 800);
-    b.goto(&s.base);
-    b.fill("#token-input", s.admin.trim());
-    b.click("#sign-in");
+    let b = signed_in(&s, s.admin.trim());
     b.click("#nav-tenants");
     b.fill("#tenant-name", "erin");
     b.click("#tenant-create");
