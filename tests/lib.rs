@@ -40,6 +40,35 @@ pub fn hostile(rt: &Runtime) -> Arc<LoadedModule> {
         .expect("the hostile module loads")
 }
 
+/// `wasm` with a custom section named `name` appended: the same module, other bytes (a new
+/// version where identical bytes would give the existing one back).
+pub fn with_custom_section(wasm: &[u8], name: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name.as_bytes());
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The example module with other bytes, for a second version of it.
+pub fn examples_v2() -> Vec<u8> {
+    with_custom_section(sluice_udf_artifacts::EXAMPLES, "sluice-test-v2")
+}
+
 /// A batch of unkeyed records, one per line, timestamps 0, 1, 2...
 pub fn batch(lines: &[&str]) -> RecordBatch {
     let mut b = RecordBatch::new();

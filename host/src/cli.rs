@@ -49,8 +49,9 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint
             path.display()
         );
     }
-    let sink = crate::sink::open(&plan.spec.sink, plan.output_type, Box::new(std::io::stdout()))
-        .with_context(|| "cannot open the sink")?;
+    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stdout = Box::new(Stdout { closed: closed.clone() });
+    let sink = crate::sink::open(&plan.spec.sink, plan.output_type, stdout).with_context(|| "cannot open the sink")?;
     let dead = dead_letter_writer(plan.spec.dead_letter.as_ref()).context("cannot open the dead-letter output")?;
     let checkpointing = match checkpoint {
         Some(file) => Some(crate::supervisor::Checkpointing {
@@ -83,16 +84,57 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint
     let mut state = running.watch();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
+        let reader_gone = async {
+            while !closed.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => running.stop(),
+            _ = reader_gone => running.stop(),
             _ = state.wait_for(|s| s.is_over()) => {}
         }
     });
-    let done = running
-        .wait()
-        .map_err(|e| anyhow::anyhow!("job {name:?} failed: {e}"))?;
+    let done = running.wait();
+    // Whoever read the output stopped reading (`sluice run ... | head`): that ends the run, and
+    // is no error.
+    if closed.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let done = done.map_err(|e| anyhow::anyhow!("job {name:?} failed: {e}"))?;
     tracing::info!("job {name:?} ran {done} batches");
     Ok(())
+}
+
+/// Standard output for a local run's sink: once the reader has gone (a broken pipe), writes are
+/// dropped and `closed` says so, so the run stops quietly instead of failing.
+struct Stdout {
+    closed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        match std::io::stdout().write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match std::io::stdout().flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            other => other,
+        }
+    }
 }
 
 /// The modules of a local run: the command line's `--module`s, else the spec's `modules`

@@ -1,6 +1,9 @@
-//! The CLI client: `sluice udf ...` and `sluice job ...` talk to a running `sluice serve` over
-//! its REST API, with a token from `--token` or `SLUICE_TOKEN`, and print readable tables.
-//! API errors are shown as `code: message` and make the command fail.
+//! The CLI client: `sluice udf ...`, `sluice job ...` and `sluice tenant ...` talk to a running
+//! `sluice serve` over its REST API (arguments and token lookup in `commands.rs`) and print
+//! readable tables. API errors are shown as `code (status): message` and make the command fail;
+//! a server that cannot be reached and a refused token are said in words.
+
+pub mod commands;
 
 use anyhow::{Result, bail};
 use serde_json::Value;
@@ -12,6 +15,8 @@ pub struct Client {
     pub server: String,
     /// The API token.
     pub token: String,
+    /// Where the token came from (for the message of a 401).
+    pub token_source: String,
 }
 
 impl Client {
@@ -23,7 +28,15 @@ impl Client {
         format!("{}/api/v1{path}", self.server.trim_end_matches('/'))
     }
 
-    fn finish(&self, mut resp: ureq::http::Response<ureq::Body>) -> Result<Value> {
+    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "cannot reach the server at {} ({e}); is `sluice serve` running there? (--server or SLUICE_SERVER say where it is)",
+            self.server
+        )
+    }
+
+    fn finish(&self, resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value> {
+        let mut resp = resp.map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
         let bytes = resp.body_mut().with_config().limit(64 << 20).read_to_vec()?;
         let body: Value = if bytes.is_empty() {
@@ -31,6 +44,15 @@ impl Client {
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
+        if status == 401 {
+            let shown: String = self.token.chars().take(6).collect();
+            bail!(
+                "the server at {} refused the token {shown}... from {}: it is not a token of this server. The admin's \
+                 token is in the server's DATA_DIR/admin-token; a tenant's is printed once by `sluice tenant create NAME`",
+                self.server,
+                self.token_source
+            );
+        }
         if status >= 400 {
             let code = body["error"]["code"].as_str().unwrap_or("error");
             let message = body["error"]["message"]
@@ -47,7 +69,7 @@ impl Client {
         let resp = Self::agent()
             .get(&self.url(path))
             .header("Authorization", &format!("Bearer {}", self.token))
-            .call()?;
+            .call();
         self.finish(resp)
     }
 
@@ -57,7 +79,7 @@ impl Client {
             .post(&self.url(path))
             .header("Authorization", &format!("Bearer {}", self.token))
             .header("Content-Type", content_type)
-            .send(body)?;
+            .send(body);
         self.finish(resp)
     }
 }
@@ -112,6 +134,9 @@ fn udfs_of(m: &Value) -> String {
 pub fn udf_upload(c: &Client, name: &str, file: &std::path::Path) -> Result<String> {
     let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let m = c.post(&format!("/udfs/{name}"), "application/wasm", &bytes)?;
+    if let Some(note) = m["note"].as_str() {
+        return Ok(format!("{note} (sha256 {}): {}", cell(&m["sha256"]), udfs_of(&m)));
+    }
     Ok(format!(
         "uploaded {}@{} (sha256 {}): {}",
         cell(&m["name"]),
@@ -161,11 +186,22 @@ fn job_row(j: &Value) -> Vec<String> {
 
 const JOB_HEADER: [&str; 5] = ["ID", "NAME", "STATUS", "UDFS", "LAST ERROR"];
 
-/// `sluice job create SPEC`.
+/// `sluice job create SPEC` (YAML for `.yaml` and `.yml` files).
 pub fn job_create(c: &Client, spec: &std::path::Path) -> Result<String> {
     let text = std::fs::read(spec).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", spec.display()))?;
-    let j = c.post("/jobs", "application/json", &text)?;
-    Ok(table(&JOB_HEADER, &[job_row(&j)]))
+    let yaml = matches!(spec.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let j = c.post(
+        "/jobs",
+        if yaml { "application/yaml" } else { "application/json" },
+        &text,
+    )?;
+    let id = cell(&j["id"]);
+    Ok(format!(
+        "{}
+
+created job {id}; start it with `sluice job start {id}`",
+        table(&JOB_HEADER, &[job_row(&j)])
+    ))
 }
 
 /// `sluice job list`.
@@ -210,8 +246,45 @@ pub fn job_action(c: &Client, id: i64, action: &str) -> Result<String> {
     Ok(table(&JOB_HEADER, &[job_row(&j)]))
 }
 
-/// `sluice job swap ID STAGE UDF`.
-pub fn job_swap(c: &Client, id: i64, stage: usize, udf: &str) -> Result<String> {
+/// The index of `stage` in a job's spec: a number is the index; a name is the function the
+/// stage calls (its own, or its reducer's).
+fn stage_index(job: &Value, stage: &str) -> Result<usize> {
+    if let Ok(i) = stage.parse() {
+        return Ok(i);
+    }
+    let stages = job["spec"]["stages"].as_array().cloned().unwrap_or_default();
+    let calls = |s: &Value| -> Option<String> {
+        let op = s.as_object()?.values().next()?;
+        op["function"]
+            .as_str()
+            .or(op["reduce"]["function"].as_str())
+            .map(str::to_owned)
+    };
+    let found: Vec<usize> = stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| calls(s).as_deref() == Some(stage))
+        .map(|(i, _)| i)
+        .collect();
+    match found.as_slice() {
+        [i] => Ok(*i),
+        [] => bail!(
+            "no stage of job {} calls `{stage}`; its UDF stages: {}",
+            cell(&job["id"]),
+            stages
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| calls(s).map(|f| format!("{i} ({f})")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        many => bail!("stages {many:?} all call `{stage}`: give the stage's index"),
+    }
+}
+
+/// `sluice job swap ID STAGE UDF` (STAGE: an index, or the function the stage calls).
+pub fn job_swap(c: &Client, id: i64, stage: &str, udf: &str) -> Result<String> {
+    let stage = stage_index(&c.get(&format!("/jobs/{id}"))?, stage)?;
     let body = serde_json::json!({ "stage": stage, "udf": udf }).to_string();
     let r = c.post(&format!("/jobs/{id}/swap"), "application/json", body.as_bytes())?;
     Ok(format!(
@@ -222,16 +295,134 @@ pub fn job_swap(c: &Client, id: i64, stage: usize, udf: &str) -> Result<String> 
     ))
 }
 
-/// `sluice job output ID`: the recent output records.
-pub fn job_output(c: &Client, id: i64) -> Result<String> {
+fn output_row(r: &Value) -> Vec<String> {
+    vec![cell(&r["batch"]), cell(&r["key"]), cell(&r["value"])]
+}
+
+/// `sluice job output ID`: the newest `last` output records the server keeps, newest last; with
+/// `follow`, then the new ones as they come (from the live stream) until it ends.
+pub fn job_output(c: &Client, id: i64, last: usize, follow: bool) -> Result<String> {
     let out = c.get(&format!("/jobs/{id}/output"))?;
-    let rows: Vec<Vec<String>> = out
+    let all = out.as_array().cloned().unwrap_or_default();
+    let skipped = all.len().saturating_sub(last);
+    let rows: Vec<Vec<String>> = all[skipped..].iter().map(output_row).collect();
+    let mut text = table(&["BATCH", "KEY", "VALUE"], &rows);
+    if skipped > 0 {
+        text = format!("({skipped} older records kept by the server are skipped; --last N shows more)\n{text}");
+    }
+    if !follow {
+        return Ok(text);
+    }
+    {
+        use std::io::Write;
+        if writeln!(std::io::stdout(), "{text}").is_err() {
+            return Ok(String::new()); // stdout closed (`| head`): done.
+        }
+    }
+    follow_output(c, id)?;
+    Ok(String::new())
+}
+
+/// Prints the job's live output (Server-Sent Events) as it comes, until the stream ends.
+fn follow_output(c: &Client, id: i64) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let resp = Client::agent()
+        .get(&c.url(&format!("/jobs/{id}/output/stream")))
+        .header("Authorization", &format!("Bearer {}", c.token))
+        .call()
+        .map_err(|e| c.unreachable(e))?;
+    if resp.status().as_u16() >= 400 {
+        c.finish(Ok(resp))?;
+        return Ok(());
+    }
+    let mut event = String::new();
+    let mut stdout = std::io::stdout().lock();
+    for line in std::io::BufReader::new(resp.into_body().into_reader()).lines() {
+        let line = line?;
+        if let Some(e) = line.strip_prefix("event:") {
+            event = e.trim().to_owned();
+        } else if let Some(data) = line.strip_prefix("data:") {
+            let data = data.trim();
+            let shown = match event.as_str() {
+                "record" => serde_json::from_str::<Value>(data)
+                    .map(|r| output_row(&r).join("  "))
+                    .unwrap_or_else(|_| data.to_owned()),
+                "lagged" => format!("({data} records missed: this reader was too slow)"),
+                _ => continue,
+            };
+            if writeln!(stdout, "{shown}").and_then(|_| stdout.flush()).is_err() {
+                return Ok(()); // stdout closed (`| head`): done.
+            }
+        }
+    }
+    eprintln!("(the job's run ended: no more output)");
+    Ok(())
+}
+
+/// `sluice job logs ID`: the UDF log lines and errors, then the refused records.
+pub fn job_logs(c: &Client, id: i64) -> Result<String> {
+    let logs = c.get(&format!("/jobs/{id}/logs"))?;
+    let rows: Vec<Vec<String>> = logs["lines"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| vec![cell(&r["batch"]), cell(&r["key"]), cell(&r["value"])])
+        .map(|l| {
+            vec![
+                cell(&l["batch"]),
+                cell(&l["stage"]),
+                cell(&l["udf"]),
+                cell(&l["level"]),
+                cell(&l["message"]),
+            ]
+        })
         .collect();
-    Ok(table(&["BATCH", "KEY", "VALUE"], &rows))
+    Ok(format!(
+        "{}\n{} lines in all, {} dropped to stay within udf_log_bytes_max\n\n{}",
+        table(&["BATCH", "STAGE", "UDF", "LEVEL", "MESSAGE"], &rows),
+        cell(&logs["total"]),
+        cell(&logs["dropped"]),
+        job_dead_letters(c, id)?
+    ))
+}
+
+/// `sluice tenant create NAME` (admin): the tenant and its first token.
+pub fn tenant_create(c: &Client, name: &str) -> Result<String> {
+    let body = serde_json::json!({ "name": name }).to_string();
+    let t = c.post("/tenants", "application/json", body.as_bytes())?;
+    Ok(format!(
+        "created tenant {} (id {}); its API token, shown this once:\n{}",
+        cell(&t["tenant"]["name"]),
+        cell(&t["tenant"]["id"]),
+        cell(&t["token"])
+    ))
+}
+
+/// `sluice tenant list` (admin).
+pub fn tenant_list(c: &Client) -> Result<String> {
+    let list = c.get("/tenants")?;
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            vec![
+                cell(&t["id"]),
+                cell(&t["name"]),
+                cell(&t["is_admin"]),
+                t["quota_overrides"].to_string(),
+            ]
+        })
+        .collect();
+    Ok(table(&["ID", "NAME", "ADMIN", "QUOTAS SET"], &rows))
+}
+
+/// `sluice tenant token ID` (admin): another token of a tenant.
+pub fn tenant_token(c: &Client, id: i64) -> Result<String> {
+    let t = c.post(&format!("/tenants/{id}/tokens"), "application/json", b"")?;
+    Ok(format!(
+        "a new API token of tenant {id}, shown this once:\n{}",
+        cell(&t["token"])
+    ))
 }
 
 /// `sluice job checkpoints ID`.

@@ -7,6 +7,7 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the code map and invariants.
 
+pub mod authoring;
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;

@@ -12,7 +12,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "sluice",
     version,
-    about = "Micro-batch stream processing with sandboxed WebAssembly UDFs"
+    about = "Micro-batch stream processing with sandboxed WebAssembly UDFs",
+    long_about = "Micro-batch stream processing with sandboxed WebAssembly UDFs.\n\n\
+        With no command, sluice runs `sluice serve --demo`: the server with its web console, a demo \
+        tenant, the example UDFs and a running demo job.",
+    after_help = "With no command: `sluice serve --demo` (the platform with a demo job; the console's URL is printed)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -63,7 +67,8 @@ enum Command {
         #[arg(long)]
         fuel_metering: bool,
     },
-    /// Manages UDF modules on a server.
+    /// Writes, builds and tries UDFs on this machine (new, build, test), and manages UDF
+    /// modules on a server (upload, list, logs).
     Udf {
         #[command(flatten)]
         remote: Remote,
@@ -76,6 +81,13 @@ enum Command {
         remote: Remote,
         #[command(subcommand)]
         command: JobCommand,
+    },
+    /// Manages tenants and their tokens on a server (admin token).
+    Tenant {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: TenantCommand,
     },
     /// Runs a job from its spec file on this machine, without the server; output on stdout.
     Run {
@@ -183,59 +195,15 @@ impl ServeArgs {
     }
 }
 
-/// Which server, with which token.
-#[derive(clap::Args)]
-struct Remote {
-    /// The server's address.
-    #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
-    server: String,
-    /// An API token (the tenant's, or the admin's).
-    #[arg(long, env = "SLUICE_TOKEN", global = true, hide_env_values = true)]
-    token: Option<String>,
-}
+use sluice::client::commands::{JobCommand, Remote, TenantCommand, UdfCommand};
 
-#[derive(Subcommand)]
-enum UdfCommand {
-    /// Uploads a .wasm module as the next version of NAME.
-    Upload { name: String, file: std::path::PathBuf },
-    /// Lists the modules and their versions.
-    List,
-}
-
-#[derive(Subcommand)]
-enum JobCommand {
-    /// Creates a job from a spec file (JSON).
-    Create { spec: std::path::PathBuf },
-    /// Lists the jobs.
-    List,
-    /// Shows a job and its last batches.
-    Status { id: i64 },
-    /// Starts a job.
-    Start { id: i64 },
-    /// Stops a job after its batch in flight.
-    Stop { id: i64 },
-    /// Makes a running job's stage call another UDF version (NAME@VERSION) from the next batch.
-    Swap { id: i64, stage: usize, udf: String },
-    /// Shows a job's recent output records.
-    Output { id: i64 },
-    /// Shows a job's recent refused records (dead letters).
-    DeadLetters { id: i64 },
-    /// Lists a job's checkpoints (batch, time, bytes written, write time).
-    Checkpoints { id: i64 },
-}
-
-fn remote_command(
-    remote: Remote,
-    run: impl FnOnce(&sluice::client::Client) -> anyhow::Result<String>,
-) -> anyhow::Result<()> {
-    let Some(token) = remote.token else {
-        anyhow::bail!("give an API token with --token or SLUICE_TOKEN (the admin's is in DATA_DIR/admin-token)");
-    };
-    let client = sluice::client::Client {
-        server: remote.server,
-        token,
-    };
-    println!("{}", run(&client)?);
+fn remote_command(run: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<()> {
+    let text = run()?;
+    if !text.is_empty() {
+        use std::io::Write;
+        // A closed stdout (`| head`) is not an error of the command.
+        let _ = writeln!(std::io::stdout(), "{text}");
+    }
     Ok(())
 }
 
@@ -271,21 +239,9 @@ fn main() -> std::process::ExitCode {
             memory_bytes_max,
             fuel_metering,
         } => sluice::runtime::compiler_child_main(fuel_metering, memory_bytes_max).map_err(Into::into),
-        Command::Udf { remote, command } => remote_command(remote, |c| match command {
-            UdfCommand::Upload { name, file } => sluice::client::udf_upload(c, &name, &file),
-            UdfCommand::List => sluice::client::udf_list(c),
-        }),
-        Command::Job { remote, command } => remote_command(remote, |c| match command {
-            JobCommand::Create { spec } => sluice::client::job_create(c, &spec),
-            JobCommand::List => sluice::client::job_list(c),
-            JobCommand::Status { id } => sluice::client::job_status(c, id),
-            JobCommand::Start { id } => sluice::client::job_action(c, id, "start"),
-            JobCommand::Stop { id } => sluice::client::job_action(c, id, "stop"),
-            JobCommand::Swap { id, stage, udf } => sluice::client::job_swap(c, id, stage, &udf),
-            JobCommand::Output { id } => sluice::client::job_output(c, id),
-            JobCommand::DeadLetters { id } => sluice::client::job_dead_letters(c, id),
-            JobCommand::Checkpoints { id } => sluice::client::job_checkpoints(c, id),
-        }),
+        Command::Udf { remote, command } => remote_command(|| sluice::client::commands::udf(&remote, command)),
+        Command::Job { remote, command } => remote_command(|| sluice::client::commands::job(&remote, command)),
+        Command::Tenant { remote, command } => remote_command(|| sluice::client::commands::tenant(&remote, command)),
         Command::Run {
             job,
             batches,

@@ -408,7 +408,7 @@ mod more_tests {
             compiled_bytes_max: 100,
         };
         r.add_module_version(t.id, "m", b"123456", "[]", 50, quota).unwrap();
-        let e = r.add_module_version(t.id, "m", b"123456", "[]", 0, quota).unwrap_err();
+        let e = r.add_module_version(t.id, "m", b"654321", "[]", 0, quota).unwrap_err();
         assert!(
             matches!(
                 e,

@@ -121,6 +121,8 @@ fn a_tenant_works_a_job_through_the_console_in_a_real_browser() {
     let wasm_dir = tempfile::tempdir().unwrap();
     let wasm = wasm_dir.path().join("examples.wasm");
     std::fs::write(&wasm, sluice_udf_artifacts::EXAMPLES).unwrap();
+    let wasm2 = wasm_dir.path().join("examples-v2.wasm");
+    std::fs::write(&wasm2, sluice_tests::examples_v2()).unwrap();
 
     let b = signed_in(&s, &alice);
     // No jobs yet: the page says what to do.
@@ -129,9 +131,9 @@ fn a_tenant_works_a_job_through_the_console_in_a_real_browser() {
     // Upload the example module twice (versions 1 and 2) with the file input.
     b.click("#nav-udfs");
     b.wait_for("#udfs-empty");
-    for version in [1, 2] {
+    for (version, file) in [(1, &wasm), (2, &wasm2)] {
         b.fill("#udf-name", "examples");
-        b.fill("#udf-file", wasm.to_str().unwrap());
+        b.fill("#udf-file", file.to_str().unwrap());
         b.click("#udf-upload");
         b.wait(&format!("version {version} in the UDF list"), WAIT, |b| {
             let (_, list) = call("GET", &s.url("/api/v1/udfs"), Some(&alice), None);

@@ -3,9 +3,11 @@
 //! `sluice` binary.
 
 mod abi_by_hand;
+mod authoring;
 mod cache;
 mod checkpoints;
 mod cli;
+mod cli_guide;
 mod console;
 mod crash;
 mod crash_directory;

@@ -26,8 +26,22 @@ fn upload_list_get_download_delete_and_versions() {
         .collect();
     assert!(udfs.contains(&("split_words".into(), "flat_map".into())), "{udfs:?}");
     assert!(udfs.contains(&("sum_counts".into(), "reduce".into())), "{udfs:?}");
-    let (_, v2) = upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES);
-    assert_eq!(v2["version"], 2, "versions count up per name");
+    let (status, again) = upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES);
+    assert_eq!(
+        (status, again["version"].clone()),
+        (200, json!(1)),
+        "the same bytes: that version"
+    );
+    assert!(
+        again["note"].as_str().unwrap().contains("already examples@1"),
+        "{again}"
+    );
+    let (status, v2) = upload(&s, &a, "examples", &sluice_tests::examples_v2());
+    assert_eq!(
+        (status, v2["version"].clone()),
+        (201, json!(2)),
+        "versions count up per name"
+    );
     let (status, list) = call("GET", &format!("{}/api/v1/udfs", s.base), Some(&a), None);
     assert_eq!(status, 200);
     assert_eq!(list.as_array().unwrap().len(), 2);
@@ -182,7 +196,7 @@ fn jobs_are_checked_against_the_tenants_modules_and_pin_versions() {
     let id = job["id"].as_i64().unwrap();
 
     // A new version does not move the job: it stays pinned to version 1.
-    assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
+    assert_eq!(upload(&s, &a, "examples", &sluice_tests::examples_v2()).0, 201);
     let (_, got) = call("GET", &format!("{}/api/v1/jobs/{id}", s.base), Some(&a), None);
     assert_eq!(got["udfs"], json!([{ "module": "examples", "version": 1 }]));
     // The pinned version cannot be deleted while the job exists; the message names the job.
@@ -212,7 +226,7 @@ fn jobs_are_checked_against_the_tenants_modules_and_pin_versions() {
         body["error"]["problems"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("no module `examples@latest` in this tenant"),
+            .contains("no module `examples@latest`: this tenant has no modules yet"),
         "{body}"
     );
 
@@ -629,7 +643,7 @@ fn quotas_name_themselves_and_feed_the_call_limits() {
     );
     let a = new_tenant(&s, "acme");
     assert_eq!(upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0, 201);
-    let (status, body) = upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES);
+    let (status, body) = upload(&s, &a, "examples", &sluice_tests::examples_v2());
     assert_eq!((status, code(&body)), (403, "quota"));
     assert!(
         body["error"]["message"].as_str().unwrap().contains("module_bytes_max"),

@@ -120,8 +120,14 @@ fn quota_checks_do_not_race() {
         json!({ "module_bytes_max": size * 3 / 2, "compiles_concurrent_max": 8, "jobs_max": 2 }),
     );
     let stored: Vec<u16> = std::thread::scope(|scope| {
+        // Other bytes each time (the same bytes would give the stored version back).
         let handles: Vec<_> = (0..12)
-            .map(|_| scope.spawn(|| upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).0))
+            .map(|i| {
+                let wasm = sluice_tests::with_custom_section(sluice_udf_artifacts::EXAMPLES, &format!("upload-{i}"));
+                let s = &s;
+                let a = &a;
+                scope.spawn(move || upload(s, a, "examples", &wasm).0)
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });

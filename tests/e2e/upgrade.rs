@@ -37,10 +37,7 @@ fn a_reduce_udf_swapped_while_stopped_goes_on_from_the_checkpointed_state() {
     })
     .expect("40 batches");
     // A running job's reduce is not swapped under it.
-    assert_eq!(
-        upload(&s, &a, "examples", sluice_udf_artifacts::EXAMPLES).1["version"],
-        2
-    );
+    assert_eq!(upload(&s, &a, "examples", &sluice_tests::examples_v2()).1["version"], 2);
     let (status, body) = swap("examples@2");
     assert_eq!(status, 409, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("stopped"), "{body}");

@@ -23,6 +23,8 @@ pub struct ModuleVersion {
     pub created_ms: i64,
     /// Size of its compiled artifact (what the compile cache holds for it).
     pub artifact_bytes: i64,
+    /// From `add_module_version`: the bytes were already this version, and nothing was stored.
+    pub already_stored: bool,
 }
 
 /// Which version of a module.
@@ -55,13 +57,15 @@ fn module_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModuleVersion> {
         manifest_json: r.get(4)?,
         created_ms: r.get(5)?,
         artifact_bytes: r.get(6)?,
+        already_stored: false,
     })
 }
 
 impl Registry {
     /// Stores a new version of a tenant's module (the next number for that name) and returns
     /// it, unless the tenant's stored bytes would pass `quota` (checked in the same transaction,
-    /// so concurrent uploads cannot pass it together).
+    /// so concurrent uploads cannot pass it together). Bytes a version of that name already has
+    /// give that version back (`already_stored`), also when two uploads of them race.
     pub fn add_module_version(
         &self,
         tenant_id: i64,
@@ -77,6 +81,19 @@ impl Registry {
         let size = wasm.len() as i64;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let same = tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM udf_modules WHERE tenant_id = ?1 AND name = ?2 AND sha256 = ?3"),
+                params![tenant_id, name, sha256],
+                module_row,
+            )
+            .optional()?;
+        if let Some(same) = same {
+            return Ok(ModuleVersion {
+                already_stored: true,
+                ..same
+            });
+        }
         let (used, compiled): (i64, i64) = tx.query_row(
             "SELECT COALESCE(SUM(size_bytes), 0), COALESCE(SUM(artifact_bytes), 0) FROM udf_modules WHERE tenant_id = ?1",
             params![tenant_id],
@@ -119,6 +136,7 @@ impl Registry {
             manifest_json: manifest_json.to_owned(),
             created_ms,
             artifact_bytes,
+            already_stored: false,
         })
     }
 
@@ -157,6 +175,43 @@ impl Registry {
         ))?;
         let rows = stmt.query_map(params![tenant_id], module_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What versions of module `name` a tenant has, for messages: "`x` has versions 1, 2", or
+    /// which modules it has instead.
+    pub fn versions_of(&self, tenant_id: i64, name: &str) -> Result<String, RegistryError> {
+        let all = self.list_modules(tenant_id)?;
+        let versions: Vec<String> = all
+            .iter()
+            .filter(|m| m.name == name)
+            .map(|m| m.version.to_string())
+            .collect();
+        if !versions.is_empty() {
+            return Ok(format!(
+                "`{name}` has versions {} (or say `{name}@latest`)",
+                versions.join(", ")
+            ));
+        }
+        let mut names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+        names.dedup();
+        Ok(if names.is_empty() {
+            format!("this tenant has no modules yet; upload one with POST /api/v1/udfs/{name}")
+        } else {
+            format!("this tenant has no module `{name}`; its modules: {}", names.join(", "))
+        })
+    }
+
+    /// The version of module `name` whose bytes have this SHA-256 (hex), if one has.
+    pub fn version_with_sha256(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        sha256: &str,
+    ) -> Result<Option<ModuleVersion>, RegistryError> {
+        Ok(self
+            .list_modules(tenant_id)?
+            .into_iter()
+            .find(|m| m.name == name && m.sha256 == sha256))
     }
 
     /// Deletes a version of a tenant's module and returns its SHA-256 (hex); `None` if it did

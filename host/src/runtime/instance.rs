@@ -273,6 +273,11 @@ impl UdfInstance {
         &self.logs
     }
 
+    /// The size of the instance's linear memory now, in bytes (it only grows).
+    pub fn memory_bytes(&self) -> usize {
+        self.memory.data_size(&self.store)
+    }
+
     /// Calls the module's `sluice_abi_version` export.
     pub fn abi_version(&mut self) -> Result<u32, UdfError> {
         let f = self.abi_version.clone();

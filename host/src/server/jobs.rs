@@ -74,9 +74,12 @@ impl ModuleResolver for TenantModules<'_> {
             .module(self.tenant_id, name, wanted)
             .map_err(|e| e.to_string())?;
         let Some((m, wasm)) = found else {
-            return Err(format!(
-                "no module `{reference}` in this tenant; upload it with POST /api/v1/udfs/{name}"
-            ));
+            let known = self
+                .state
+                .registry
+                .versions_of(self.tenant_id, name)
+                .unwrap_or_default();
+            return Err(format!("no module `{reference}`: {known}"));
         };
         let module = self
             .state

@@ -233,7 +233,7 @@ mod tests {
             doc["openapi"]
         );
         let paths = doc["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 23, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 27, "{:?}", paths.keys().collect::<Vec<_>>());
         let spec = &doc["components"]["schemas"]["JobSpec"];
         assert_eq!(
             spec["additionalProperties"], false,

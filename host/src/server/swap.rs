@@ -104,15 +104,20 @@ pub(super) async fn swap(
     let (name, version) = req.udf.split_once('@').unwrap_or((req.udf.as_str(), "latest"));
     let wanted = version_ref(version).map_err(|e| bad(ErrorCode::BadVersion, e))?;
     let (name, quotas) = (name.to_owned(), state.quotas_for(&caller));
+    let req_udf = req.udf.clone();
     let st = state.clone();
     let (label, version, module) = blocking(move || {
-        let (m, wasm) = st.registry.module(caller.id, &name, wanted)?.ok_or_else(|| {
-            ApiError::new(
+        let Some((m, wasm)) = st.registry.module(caller.id, &name, wanted)? else {
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::NoModule,
-                format!("no module `{name}` (or no such version) in this tenant"),
-            )
-        })?;
+                format!(
+                    "no module `{}`: {}",
+                    req_udf,
+                    st.registry.versions_of(caller.id, &name)?
+                ),
+            ));
+        };
         let label = format!("{name}@{}", m.version);
         Ok((label.clone(), m.version, st.runtime.load(&label, &wasm)?))
     })
@@ -199,12 +204,16 @@ async fn swap_stopped(
             .registry
             .job(tenant_id, id)?
             .ok_or_else(|| ApiError::not_found("job"))?;
-        let (m, _) = st.registry.module(tenant_id, &name, wanted)?.ok_or_else(|| {
-            bad(
+        let Some((m, _)) = st.registry.module(tenant_id, &name, wanted)? else {
+            return Err(bad(
                 ErrorCode::NoModule,
-                format!("no module `{name}` (or no such version) in this tenant"),
-            )
-        })?;
+                format!(
+                    "no module `{}`: {}",
+                    req.udf,
+                    st.registry.versions_of(tenant_id, &name)?
+                ),
+            ));
+        };
         if !calls_udf(&job, req.stage) {
             return Err(bad(
                 ErrorCode::NotAUdfStage,

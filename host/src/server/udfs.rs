@@ -61,6 +61,9 @@ pub struct ModuleView {
     pub created_ms: i64,
     /// Size of its compiled artifact (counts against compiled_bytes_max).
     pub artifact_bytes: i64,
+    /// On an upload of bytes a version already has: that it was not stored again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn view(m: &ModuleVersion) -> ModuleView {
@@ -72,6 +75,7 @@ fn view(m: &ModuleVersion) -> ModuleView {
         udfs: serde_json::from_str(&m.manifest_json).unwrap_or_default(),
         created_ms: m.created_ms,
         artifact_bytes: m.artifact_bytes,
+        note: None,
     }
 }
 
@@ -141,7 +145,9 @@ pub(super) fn store_checked(
             compiled_bytes_max: quotas.compiled_bytes_max,
         },
     )?;
-    state.runtime.keep(checked);
+    if !stored.already_stored {
+        state.runtime.keep(checked);
+    }
     Ok(stored)
 }
 
@@ -186,7 +192,8 @@ pub struct WasmForm {
         (WasmForm = "multipart/form-data"),
     )),
     responses(
-        (status = 201, description = "stored", body = ModuleView),
+        (status = 201, description = "stored as the next version", body = ModuleView),
+        (status = 200, description = "the same bytes are already a version of this module: that one (see `note`)", body = ModuleView),
         (status = 400, description = "the module was refused (the message says why)", body = ErrorBody),
         (status = 403, description = "over a quota (module_bytes_max, compiled_bytes_max)", body = ErrorBody),
         (status = 413, description = "over the module size limit", body = ErrorBody),
@@ -208,6 +215,12 @@ pub(super) async fn upload(
             ErrorCode::EmptyBody,
             "send the module's .wasm bytes as the body (or as the `file` part of a multipart form)",
         ));
+    }
+    // The same bytes again: that version, no new one.
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let (n, tenant) = (name.clone(), caller.id);
+    if let Some(same) = state.db(move |r| r.version_with_sha256(tenant, &n, &sha256)).await? {
+        return Ok(same_bytes(&same));
     }
     let quotas = state.quotas_for(&caller);
     let used = state.db(move |r| r.module_bytes(caller.id)).await?;
@@ -249,7 +262,21 @@ pub(super) async fn upload(
         store_checked(&st, caller.id, &name, &bytes, checked, &quotas)
     })
     .await?;
+    if stored.already_stored {
+        // Another upload of the same bytes was stored meanwhile.
+        return Ok(same_bytes(&stored));
+    }
     Ok((StatusCode::CREATED, Json(view(&stored))))
+}
+
+/// The answer to an upload of bytes version `m` already has: that version, and a note.
+fn same_bytes(m: &ModuleVersion) -> (StatusCode, Json<ModuleView>) {
+    let mut v = view(m);
+    v.note = Some(format!(
+        "these bytes are already {}@{}: no new version was made",
+        m.name, m.version
+    ));
+    (StatusCode::OK, Json(v))
 }
 
 /// The tenant's module versions.

@@ -88,10 +88,14 @@ impl Reader {
     fn run(self) {
         let (host, port) = (self.host.clone(), self.port);
         let mut backoff = Duration::from_millis(100);
+        // Failed connects in a row: the first is a warning, then the 2nd, 4th, 8th... (the
+        // log backs off too), the rest are debug lines.
+        let mut failures: u64 = 0;
         while !self.stopped() {
             match self.connect() {
                 Ok(stream) => {
                     backoff = Duration::from_millis(100);
+                    failures = 0;
                     tracing::info!("socket source connected to {host}:{port}");
                     match self.read(stream) {
                         Ok(()) => tracing::info!("socket source {host}:{port} closed; reconnecting"),
@@ -99,7 +103,15 @@ impl Reader {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!("socket source cannot connect to {host}:{port}: {e}; retrying in {backoff:?}")
+                    failures += 1;
+                    if failures.is_power_of_two() {
+                        tracing::warn!(
+                            "socket source cannot connect to {host}:{port}: {e} ({failures} tries so far); retrying every {:?} at most",
+                            Duration::from_secs(2)
+                        );
+                    } else {
+                        tracing::debug!("socket source cannot connect to {host}:{port}: {e}; retrying in {backoff:?}");
+                    }
                 }
             }
             let until = std::time::Instant::now() + backoff;
