@@ -14,9 +14,13 @@ use crate::runtime::{Runtime, RuntimeConfig};
 
 /// `sluice run JOB_FILE`: runs a job locally, output on stdout.
 pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint: Option<&Path>) -> Result<()> {
+    let began = std::time::Instant::now();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the job file {}", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: local_cache_dir(),
+        ..RuntimeConfig::default()
+    })?);
     // Modules named on the command line win over the spec's; the spec's are read at check time.
     let mut overrides = BTreeMap::new();
     for m in modules {
@@ -78,7 +82,16 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint
         dead_letters: dead,
         clock: Arc::new(SystemClock),
     };
-    let running = start(&plan, runtime, io, options, |_| {});
+    let mut first = true;
+    let running = start(&plan, runtime, io, options, move |r| {
+        if std::mem::take(&mut first) {
+            tracing::debug!(
+                "first batch ({}) done {:.1} ms after the command began",
+                r.batch_id,
+                began.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    });
     // Ctrl-C stops the job after its batch in flight; the supervisor itself never listens for
     // signals (in the server, the server does).
     let mut state = running.watch();
@@ -104,6 +117,20 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint
     let done = done.map_err(|e| anyhow::anyhow!("job {name:?} failed: {e}"))?;
     tracing::info!("job {name:?} ran {done} batches");
     Ok(())
+}
+
+/// Where local runs keep compiled modules between runs (a second run of the same module starts
+/// without compiling it): `SLUICE_CACHE_DIR` (empty: no disk cache), else
+/// `$XDG_CACHE_HOME/sluice/modules`, else `~/.cache/sluice/modules`.
+pub fn local_cache_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("SLUICE_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+    Some(base.join("sluice/modules"))
 }
 
 /// Standard output for a local run's sink: once the reader has gone (a broken pipe), writes are

@@ -234,3 +234,92 @@ fn a_socket_that_cannot_be_reached_is_said_once_then_at_back_off() {
         "once, then at back-off (1st, 2nd, 4th, 8th try): {warns:#?}"
     );
 }
+
+#[test]
+fn local_runs_keep_compiled_modules_between_runs() {
+    let cache = tempfile::tempdir().unwrap();
+    let job = repo_root().join("examples/jobs/visits.json");
+    let job = job.to_str().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let first = sluice_in(
+        cache.path(),
+        &["run", job, "--batches", "1"],
+        &[("SLUICE_CACHE_DIR", dir)],
+    );
+    assert!(first.success, "{}", first.stderr);
+    let artifacts = || -> Vec<String> {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".cwasm"))
+            .collect()
+    };
+    assert_eq!(artifacts().len(), 1, "the example module's compiled artifact is kept");
+    // The second run loads it (and reports its first batch as the first did).
+    let second = sluice_in(
+        cache.path(),
+        &["run", job, "--batches", "1"],
+        &[("SLUICE_CACHE_DIR", dir), ("RUST_LOG", "sluice=debug")],
+    );
+    assert!(
+        second.success && second.stderr.contains("first batch (1) done"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(first.stdout, second.stdout);
+    assert_eq!(artifacts().len(), 1);
+    // An empty SLUICE_CACHE_DIR keeps nothing on disk.
+    let off = tempfile::tempdir().unwrap();
+    let third = sluice_in(off.path(), &["run", job, "--batches", "1"], &[("SLUICE_CACHE_DIR", "")]);
+    assert!(third.success);
+    assert_eq!(std::fs::read_dir(off.path()).unwrap().count(), 0);
+}
+
+/// A toolchain without the wasm target, and no rustup to add it: the build of the example UDFs
+/// stops with one line that says what to do, and no backtrace.
+#[test]
+fn a_toolchain_without_the_wasm_target_stops_the_build_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sysroot = Command::new("rustc")
+        .current_dir(repo_root())
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let real = format!("{}/bin/rustc", String::from_utf8_lossy(&sysroot.stdout).trim());
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    // A rustc whose wasm target has no standard library.
+    let fake = dir.path().join("rustc");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = target-libdir ] && {{ echo {}; exit 0; }}; done\nexec {real} \"$@\"\n",
+            empty.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO"))
+        .current_dir(repo_root())
+        .args(["build", "-p", "sluice-udf-artifacts"])
+        .env("PATH", "/usr/bin:/bin") // no rustup
+        .env("RUSTC", &fake)
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("has no wasm32-unknown-unknown target") && l.contains("rustup target add")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}

@@ -24,6 +24,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let target_dir = wasm_target_dir(&out_dir);
 
+    ensure_wasm_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
@@ -66,6 +67,42 @@ fn main() {
         ));
     }
     std::fs::write(out_dir.join("modules.rs"), consts).expect("OUT_DIR is writable");
+}
+
+/// Makes sure the toolchain has the wasm target's standard library: a toolchain installed
+/// without it gets it through rustup (as rust-toolchain.toml asks); without rustup, the build
+/// stops with one line that says what to do.
+fn ensure_wasm_target() {
+    const TARGET: &str = "wasm32-unknown-unknown";
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let has_target = || {
+        Command::new(&rustc)
+            .args(["--print", "target-libdir", "--target", TARGET])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .and_then(|dir| std::fs::read_dir(dir).ok())
+            .is_some_and(|mut entries| {
+                entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+            })
+    };
+    if has_target() {
+        return;
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        rustup.arg("--toolchain").arg(toolchain);
+    }
+    println!("cargo::warning=the {TARGET} target is missing; adding it with `rustup target add {TARGET}`");
+    let added = rustup.status().is_ok_and(|s| s.success());
+    if !added || !has_target() {
+        println!(
+            "cargo::error=the Rust toolchain has no {TARGET} target, which the example UDFs need; install it with `rustup target add {TARGET}` (rust-toolchain.toml names it)"
+        );
+        std::process::exit(0);
+    }
 }
 
 /// `<target>/wasm-udfs`, found from `OUT_DIR` (`<target>/<profile>/build/<pkg>/out`).
