@@ -4,6 +4,7 @@
 
 mod abi_by_hand;
 mod authoring;
+mod c_udf;
 mod cache;
 mod checkpoints;
 mod cli;
