@@ -51,14 +51,38 @@ fn a_c_udf_filters_like_the_rust_one() {
     assert_eq!(outputs[0], outputs[1], "the C filter gives the Rust filter's answer");
 
     // Its refusals and log line, through `sluice udf test`.
-    std::fs::write(dir.path().join("lines.txt"), "1700000000|ERROR|disk full\n1700000030|INFO|ok\nno fields\n").unwrap();
+    std::fs::write(
+        dir.path().join("lines.txt"),
+        "1700000000|ERROR|disk full\n1700000030|INFO|ok\nno fields\n",
+    )
+    .unwrap();
     let tried = sluice_in(
         dir.path(),
-        &["udf", "test", "is_error.wasm", "--function", "is_error", "--input", "lines.txt"],
+        &[
+            "udf",
+            "test",
+            "is_error.wasm",
+            "--function",
+            "is_error",
+            "--input",
+            "lines.txt",
+        ],
         &[],
     );
     assert!(tried.success, "{}", tried.stderr);
-    assert!(tried.stdout.contains("out (1):") && tried.stdout.contains("disk full"), "{}", tried.stdout);
-    assert!(tried.stdout.contains("record 2: expected timestamp|level|message"), "{}", tried.stdout);
-    assert!(tried.stdout.contains("[warn] a line without two '|' was refused"), "{}", tried.stdout);
+    assert!(
+        tried.stdout.contains("out (1):") && tried.stdout.contains("disk full"),
+        "{}",
+        tried.stdout
+    );
+    assert!(
+        tried.stdout.contains("record 2: expected timestamp|level|message"),
+        "{}",
+        tried.stdout
+    );
+    assert!(
+        tried.stdout.contains("[warn] a line without two '|' was refused"),
+        "{}",
+        tried.stdout
+    );
 }

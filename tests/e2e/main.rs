@@ -21,6 +21,7 @@ mod live_sources;
 mod load_errors;
 mod native_parity;
 mod poison;
+mod readme;
 mod run_jobs;
 mod sandbox;
 mod scheduler;
