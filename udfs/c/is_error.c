@@ -7,7 +7,7 @@
  *   clang --target=wasm32-unknown-unknown -O2 -nostdlib -ffreestanding \
  *         -Wl,--no-entry -Wl,--strip-all -o is_error.wasm udfs/c/is_error.c
  * Try:
- *   sluice udf test is_error.wasm --function is_error --input examples/data/logs-sample.txt
+ *   sluice udf test is_error.wasm --function is_error --input examples/jobs/server/errors-per-minute-http.sample.txt
  */
 
 typedef unsigned char u8;
