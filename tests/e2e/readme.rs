@@ -78,3 +78,35 @@ fn every_server_ready_example_passes_the_servers_dry_run() {
     }
     assert_eq!(checked, 7);
 }
+
+/// The docs point only inside the repository: every relative link resolves to a file of it, and
+/// no text names a folder outside it.
+#[test]
+fn the_docs_link_only_inside_the_repository() {
+    let root = repo_root().canonicalize().unwrap();
+    let mut files = vec![root.join("README.md"), root.join("ARCHITECTURE.md"), root.join("web-ui/README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    let mut links = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(!text.contains("../shared") && !text.contains("../.library"), "{} points outside", file.display());
+        for part in text.split("](").skip(1) {
+            let target = part.split(')').next().unwrap().split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") {
+                continue;
+            }
+            let resolved = file.parent().unwrap().join(target);
+            let resolved = resolved
+                .canonicalize()
+                .unwrap_or_else(|_| panic!("{}: the link {target} leads nowhere", file.display()));
+            assert!(resolved.starts_with(&root), "{}: {target} is outside the repository", file.display());
+            links += 1;
+        }
+    }
+    assert!(links > 10, "{links} links checked");
+}
