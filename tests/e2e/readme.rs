@@ -84,7 +84,11 @@ fn every_server_ready_example_passes_the_servers_dry_run() {
 #[test]
 fn the_docs_link_only_inside_the_repository() {
     let root = repo_root().canonicalize().unwrap();
-    let mut files = vec![root.join("README.md"), root.join("ARCHITECTURE.md"), root.join("web-ui/README.md")];
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("ARCHITECTURE.md"),
+        root.join("web-ui/README.md"),
+    ];
     for e in std::fs::read_dir(root.join("docs")).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "md") {
@@ -94,7 +98,11 @@ fn the_docs_link_only_inside_the_repository() {
     let mut links = 0;
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
-        assert!(!text.contains("../shared") && !text.contains("../.library"), "{} points outside", file.display());
+        assert!(
+            !text.contains("../shared") && !text.contains("../.library"),
+            "{} points outside",
+            file.display()
+        );
         for part in text.split("](").skip(1) {
             let target = part.split(')').next().unwrap().split('#').next().unwrap();
             if target.is_empty() || target.contains("://") {
@@ -104,7 +112,11 @@ fn the_docs_link_only_inside_the_repository() {
             let resolved = resolved
                 .canonicalize()
                 .unwrap_or_else(|_| panic!("{}: the link {target} leads nowhere", file.display()));
-            assert!(resolved.starts_with(&root), "{}: {target} is outside the repository", file.display());
+            assert!(
+                resolved.starts_with(&root),
+                "{}: {target} is outside the repository",
+                file.display()
+            );
             links += 1;
         }
     }
