@@ -64,6 +64,19 @@ pub fn with_custom_section(wasm: &[u8], name: &str) -> Vec<u8> {
     out
 }
 
+/// CPU time (user + system) a process has used so far, in seconds.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r.split(' ').collect())
+        .unwrap_or_default();
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let at = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (at(11) + at(12)) / tick
+}
+
 /// The example module with other bytes, for a second version of it.
 pub fn examples_v2() -> Vec<u8> {
     with_custom_section(sluice_udf_artifacts::EXAMPLES, "sluice-test-v2")

@@ -127,6 +127,10 @@ struct ServeArgs {
     /// default).
     #[arg(long = "allow-socket", value_name = "HOST:PORT")]
     allow_socket: Vec<String>,
+    /// A Kafka broker HOST:PORT that server jobs may name in a `kafka` source's
+    /// bootstrap_servers (repeatable; none by default).
+    #[arg(long = "allow-kafka", value_name = "HOST:PORT")]
+    allow_kafka: Vec<String>,
     /// Quota jobs_max: jobs a tenant may have.
     #[arg(long)]
     quota_jobs: Option<usize>,
@@ -181,6 +185,8 @@ impl ServeArgs {
         quotas.check().map_err(|e| anyhow::anyhow!("quota {e}"))?;
         let mut sockets = file.allow_socket;
         sockets.extend(self.allow_socket);
+        let mut kafka = file.allow_kafka;
+        kafka.extend(self.allow_kafka);
         Ok(sluice::server::ServeOptions {
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
             data_dir: self
@@ -189,7 +195,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| "./sluice-data".into()),
             quotas,
             settings: file.server,
-            sockets: sluice::server::config::allowed_sockets(&sockets)?,
+            sockets: sluice::server::config::allowed_sockets(&sockets, &kafka)?,
             demo: self.demo,
         })
     }

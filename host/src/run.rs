@@ -204,7 +204,7 @@ pub fn rebase_inputs(source: &mut SourceSpec, base: &Path) {
             *path = base.join(&*path).display().to_string();
         }
         SourceSpec::Union(parts) => parts.iter_mut().for_each(|p| rebase_inputs(p, base)),
-        SourceSpec::Socket { .. } | SourceSpec::Generator { .. } | SourceSpec::Http { .. } => {}
+        SourceSpec::Socket { .. } | SourceSpec::Generator { .. } | SourceSpec::Http { .. } | SourceSpec::Kafka(_) => {}
     }
 }
 

@@ -7,6 +7,7 @@ mod directory;
 pub mod generator;
 pub mod http;
 pub mod ingest_log;
+pub mod kafka;
 mod socket;
 
 use crate::batch::RecordBatch;
@@ -86,6 +87,11 @@ pub trait Source: Send {
     /// After a restore: the logged cuts of the batches after the checkpoint (by batch id), so
     /// those batches are cut again as they were.
     fn replay(&mut self, _cuts: Vec<(u64, serde_json::Value)>) {}
+
+    /// For a Kafka source: where its partitions stand (lag) and whether the brokers answer.
+    fn kafka_status(&self) -> Option<kafka::KafkaStatus> {
+        None
+    }
 }
 
 fn bad_position(what: &str, position: &serde_json::Value) -> SourceError {
@@ -169,6 +175,7 @@ pub fn open_with(
                 None => Box::new(http::HttpSource::new(records, limits.buffer_bytes_max)),
             }
         }
+        SourceSpec::Kafka(k) => Box::new(kafka::KafkaSource::open(k, batch_ms, limits.buffer_records_max)?),
         SourceSpec::Union(parts) => Box::new(Union(
             parts
                 .iter()

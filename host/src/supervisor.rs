@@ -573,6 +573,7 @@ fn run_tick(
         total_delay_ms: scheduling_delay_ms + processing_ms,
         dead_letters: out.dead_letters.len() as u64,
         warm_instances: pipeline.warm_instances(),
+        kafka: source.kafka_status(),
     };
     tracing::debug!(
         batch = report.batch_id,

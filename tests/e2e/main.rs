@@ -17,6 +17,7 @@ mod disk_full;
 mod foreign_files;
 mod harness;
 mod isolation;
+mod kafka;
 mod live_sources;
 mod load_errors;
 mod native_parity;

@@ -192,9 +192,47 @@ pub enum SourceSpec {
         #[serde(default)]
         buffer_records: Option<usize>,
     },
+    /// Records of Kafka topics, in direct mode (Spark's `createDirectStream`): the job reads
+    /// every partition itself, a bounded range of offsets per batch, and keeps the offsets in
+    /// its checkpoints. `sluice serve` allows only the bootstrap servers its operator lists
+    /// (`--allow-kafka`).
+    Kafka(KafkaSpec),
     /// The records of several sources together.
     #[schema(no_recursion)]
     Union(Vec<SourceSpec>),
+}
+
+/// A `kafka` source.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSpec {
+    /// `host:port[,host:port...]` of the brokers.
+    pub bootstrap_servers: String,
+    /// The topics to read (all their partitions).
+    pub topics: Vec<String>,
+    /// Where a partition with no checkpointed offset starts: `earliest` (default) or `latest`.
+    #[serde(default)]
+    pub start: KafkaStart,
+    /// Records read per partition per batch at most (as Spark's `maxRatePerPartition`; default
+    /// 100,000).
+    #[serde(default)]
+    pub max_records_per_partition: Option<u64>,
+    /// Client properties passed to librdkafka (e.g. `security.protocol`, `sasl.mechanism`,
+    /// `sasl.username`, `sasl.password`); the server refuses ones that name local files or
+    /// commands.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Where a Kafka partition with no checkpointed offset starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStart {
+    /// Its first record still kept by the broker.
+    #[default]
+    Earliest,
+    /// Only records written after the job starts.
+    Latest,
 }
 
 /// The generator's line formats.

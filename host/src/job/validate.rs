@@ -581,6 +581,20 @@ fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {
             }
         }
         SourceSpec::Socket { port: 0, .. } => c.err(format!("{path}.socket.port"), "must not be 0"),
+        SourceSpec::Kafka(k) => {
+            if k.bootstrap_servers.trim().is_empty() {
+                c.err(
+                    format!("{path}.kafka.bootstrap_servers"),
+                    "name the brokers, as host:port[,host:port]",
+                );
+            }
+            if k.topics.is_empty() || k.topics.iter().any(|t| t.trim().is_empty()) {
+                c.err(format!("{path}.kafka.topics"), "name at least one topic (none empty)");
+            }
+            if k.max_records_per_partition == Some(0) {
+                c.err(format!("{path}.kafka.max_records_per_partition"), "must be positive");
+            }
+        }
         SourceSpec::Generator {
             rate_per_s: Some(0), ..
         } => c.err(format!("{path}.generator.rate_per_s"), "must be positive"),

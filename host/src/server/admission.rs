@@ -11,26 +11,47 @@ use crate::source::http::BUFFER_RECORDS_DEFAULT;
 
 use super::quotas::Quotas;
 
-/// The `host:port` pairs server jobs may read with a `socket` source (`--allow-socket`).
+/// Where server jobs may connect: the `host:port` pairs of `socket` sources
+/// (`--allow-socket`), and the Kafka brokers of `kafka` sources (`--allow-kafka`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AllowedSockets(pub Vec<(String, u16)>);
+pub struct AllowedSockets {
+    /// For `socket` sources.
+    pub sockets: Vec<(String, u16)>,
+    /// For `kafka` sources: each bootstrap server must be one of these.
+    pub kafka: Vec<(String, u16)>,
+}
 
-impl AllowedSockets {
-    fn allows(&self, host: &str, port: u16) -> bool {
-        self.0.iter().any(|(h, p)| h.eq_ignore_ascii_case(host) && *p == port)
-    }
+fn allows(list: &[(String, u16)], host: &str, port: u16) -> bool {
+    list.iter().any(|(h, p)| h.eq_ignore_ascii_case(host) && *p == port)
+}
 
-    fn describe(&self) -> String {
-        if self.0.is_empty() {
-            "none".into()
-        } else {
-            self.0
-                .iter()
-                .map(|(h, p)| format!("{h}:{p}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+fn describe(list: &[(String, u16)]) -> String {
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
+}
+
+/// Kafka client properties a tenant may not set: they name local files, programs or plugins of
+/// the server's host (or flood its log).
+fn forbidden_kafka_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".location")
+        || n.ends_with(".file")
+        || n.ends_with(".path")
+        || n.ends_with(".paths")
+        || n.ends_with(".cmd")
+        || n.contains("keytab")
+        || n.starts_with("plugin")
+        || n.contains("engine")
+        || n == "debug"
+        || n == "bootstrap.servers"
+        || n == "metadata.broker.list"
+        || n == "group.id"
 }
 
 /// Every problem of `spec` against quotas `q` and the operator's `sockets`.
@@ -148,15 +169,46 @@ fn source_records(
             ));
         }
         SourceSpec::Socket { host, port } => {
-            if !sockets.allows(host, *port) {
+            if !allows(&sockets.sockets, host, *port) {
                 err(
                     format!("{path}.socket"),
                     format!(
                         "the server may not connect to {host}:{port}: the operator allows sockets to {} (sluice serve --allow-socket HOST:PORT)",
-                        sockets.describe()
+                        describe(&sockets.sockets)
                     ),
                 );
             }
+        }
+        SourceSpec::Kafka(k) => {
+            for server in k.bootstrap_servers.split(',').map(str::trim) {
+                let ok = server
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse().ok()?)))
+                    .is_some_and(|(h, p)| allows(&sockets.kafka, h, p));
+                if !ok {
+                    err(
+                        format!("{path}.kafka.bootstrap_servers"),
+                        format!(
+                            "the server may not connect to the broker {server:?}: the operator allows Kafka brokers {} (sluice serve --allow-kafka HOST:PORT)",
+                            describe(&sockets.kafka)
+                        ),
+                    );
+                }
+            }
+            for name in k.properties.keys().filter(|n| forbidden_kafka_property(n)) {
+                err(
+                    format!("{path}.kafka.properties.{name}"),
+                    "this client property is not for tenants: it names files, programs or plugins of the server's host, or what the source sets itself".into(),
+                );
+            }
+            let per_partition = k
+                .max_records_per_partition
+                .unwrap_or(crate::source::kafka::MAX_RECORDS_PER_PARTITION_DEFAULT);
+            parts.push((
+                format!("{path}.kafka.max_records_per_partition"),
+                per_partition as u128,
+                "max_records_per_partition (per partition; a topic's partitions add up)".into(),
+            ));
         }
         SourceSpec::Union(sources) => {
             for (i, s) in sources.iter().enumerate() {
@@ -219,7 +271,10 @@ mod tests {
             "source": { "union": [ { "socket": { "host": "10.0.0.1", "port": 22 } }, { "socket": { "host": "127.0.0.1", "port": 9999 } } ] },
             "sink": { "print": {} }
         }));
-        let allowed = AllowedSockets(vec![("127.0.0.1".into(), 9999)]);
+        let allowed = AllowedSockets {
+            sockets: vec![("127.0.0.1".into(), 9999)],
+            kafka: Vec::new(),
+        };
         let p = problems(&s, &Quotas::default(), &allowed);
         assert_eq!(paths(&p), ["source.union[0].socket"]);
         assert!(p[0].message.contains("127.0.0.1:9999"), "{}", p[0].message);

@@ -60,6 +60,8 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     /// `HOST:PORT` pairs server jobs may read with a `socket` source.
     pub allow_socket: Vec<String>,
+    /// `HOST:PORT` of the Kafka brokers server jobs may name in a `kafka` source.
+    pub allow_kafka: Vec<String>,
     /// Server-wide limits.
     pub server: ServerSettings,
     /// The quotas every tenant gets unless an admin sets others.
@@ -79,8 +81,15 @@ impl ConfigFile {
     }
 }
 
-/// Parses `HOST:PORT` pairs for `--allow-socket`.
-pub fn allowed_sockets(list: &[String]) -> Result<AllowedSockets> {
+/// Parses `HOST:PORT` pairs for `--allow-socket` and `--allow-kafka`.
+pub fn allowed_sockets(list: &[String], kafka: &[String]) -> Result<AllowedSockets> {
+    Ok(AllowedSockets {
+        sockets: host_ports(list)?,
+        kafka: host_ports(kafka)?,
+    })
+}
+
+fn host_ports(list: &[String]) -> Result<Vec<(String, u16)>> {
     let mut out = Vec::new();
     for s in list {
         let Some((host, port)) = s.rsplit_once(':') else {
@@ -97,7 +106,7 @@ pub fn allowed_sockets(list: &[String]) -> Result<AllowedSockets> {
         }
         out.push((host.to_owned(), port));
     }
-    Ok(AllowedSockets(out))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -110,19 +119,19 @@ mod tests {
         let path = dir.path().join("sluice.toml");
         std::fs::write(
             &path,
-            "allow_socket = [\"127.0.0.1:9999\"]\n[server]\nconnections_max = 7\n[quotas]\njobs_max = 3\n",
+            "allow_socket = [\"127.0.0.1:9999\"]\nallow_kafka = [\"127.0.0.1:9092\"]\n[server]\nconnections_max = 7\n[quotas]\njobs_max = 3\n",
         )
         .unwrap();
         let c = ConfigFile::read(&path).unwrap();
         assert_eq!((c.server.connections_max, c.quotas.jobs_max), (7, 3));
         assert_eq!(c.quotas.stages_max, Quotas::default().stages_max);
-        assert_eq!(
-            allowed_sockets(&c.allow_socket).unwrap().0,
-            [("127.0.0.1".to_owned(), 9999)]
-        );
+        let allowed = allowed_sockets(&c.allow_socket, &c.allow_kafka).unwrap();
+        assert_eq!(allowed.sockets, [("127.0.0.1".to_owned(), 9999)]);
+        assert_eq!(allowed.kafka, [("127.0.0.1".to_owned(), 9092)]);
         std::fs::write(&path, "[quotas]\njobs = 3\n").unwrap();
         let e = ConfigFile::read(&path).unwrap_err().to_string();
         assert!(e.contains("unknown field `jobs`"), "{e}");
-        assert!(allowed_sockets(&["nope".into()]).is_err());
+        assert!(allowed_sockets(&["nope".into()], &[]).is_err());
+        assert!(allowed_sockets(&[], &["nope".into()]).is_err());
     }
 }

@@ -129,7 +129,10 @@ fn server_only_problems(spec: &job::JobSpec) -> Vec<job::SpecError> {
         match s {
             SourceSpec::Batches { .. } | SourceSpec::Directory { .. } => true,
             SourceSpec::Union(parts) => parts.iter().any(files),
-            SourceSpec::Socket { .. } | SourceSpec::Generator { .. } | SourceSpec::Http { .. } => false,
+            SourceSpec::Socket { .. }
+            | SourceSpec::Generator { .. }
+            | SourceSpec::Http { .. }
+            | SourceSpec::Kafka(_) => false,
         }
     }
     if files(&spec.source) {

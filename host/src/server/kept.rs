@@ -509,6 +509,7 @@ mod tests {
             total_delay_ms: 1.0,
             dead_letters: 0,
             warm_instances: 0,
+            kafka: None,
         }
     }
 

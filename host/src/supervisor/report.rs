@@ -27,6 +27,9 @@ pub struct BatchReport {
     pub dead_letters: u64,
     /// Warm UDF instances the job holds after the batch, over all its workers.
     pub warm_instances: usize,
+    /// For a `kafka` source: each partition's offsets and lag, and a broker or topic error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<crate::source::kafka::KafkaStatus>,
 }
 
 impl BatchReport {
