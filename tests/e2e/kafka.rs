@@ -321,3 +321,64 @@ fn a_broker_that_is_down_is_reported_and_retried() {
         started.elapsed()
     );
 }
+
+/// On the server: a broker the operator did not allow is refused at admission; an allowed one
+/// is read, and each partition's lag is in the batch reports and in `/metrics`.
+#[test]
+fn a_server_job_reads_an_allowed_broker_and_reports_its_lag() {
+    let broker = Broker::start();
+    broker.topic("clicks", 4);
+    let records: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("u{}", i % 7), format!("click {i}")))
+        .collect();
+    broker.produce("clicks", &records);
+    let s = super::harness::start_with(tempfile::tempdir().unwrap(), &["--allow-kafka", &broker.addr]);
+    let (_, token) = super::harness::new_tenant_id(&s, "kaf");
+    let job = |servers: &str| {
+        json!({
+            "name": "clicks", "batch_interval": "200ms",
+            "source": { "kafka": { "bootstrap_servers": servers, "topics": ["clicks"] } },
+            "stages": [ { "set_value": 1 }, { "reduce_by_key": { "builtin": "sum" } } ],
+            "sink": { "print": {} }
+        })
+    };
+    let (status, body) = super::harness::post_spec(&s, "/api/v1/jobs", &token, &job("127.0.0.1:1"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("--allow-kafka"), "{body}");
+    let id = super::harness::create_and_start(&s, &token, &job(&broker.addr));
+    let reports = super::harness::eventually(Duration::from_secs(30), || {
+        let (_, b) = super::harness::call("GET", &s.url(&format!("/api/v1/jobs/{id}/batches")), Some(&token), None);
+        let read: u64 = b
+            .as_array()?
+            .iter()
+            .map(|r| r["records_in"].as_u64().unwrap_or(0))
+            .sum();
+        (read == 200).then_some(b)
+    })
+    .expect("the job reads the 200 records");
+    let last = reports.as_array().unwrap().last().unwrap();
+    let partitions = last["kafka"]["partitions"]
+        .as_array()
+        .expect("kafka status in the report");
+    assert_eq!(partitions.len(), 4, "{last}");
+    let next: i64 = partitions.iter().map(|p| p["next"].as_i64().unwrap()).sum();
+    assert_eq!(next, 200, "every partition read to its end: {last}");
+    assert!(last["kafka"]["error"].is_null(), "{last}");
+    let (_, out) = super::harness::call("GET", &s.url(&format!("/api/v1/jobs/{id}/output")), Some(&token), None);
+    let total: i64 = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 200, "{out}");
+    let metrics = super::harness::agent()
+        .get(&s.url("/metrics"))
+        .header("Authorization", &format!("Bearer {}", s.admin.trim()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(metrics.matches("sluice_kafka_lag_records{").count(), 4, "{metrics}");
+}

@@ -232,6 +232,56 @@ mod tests {
     }
 
     #[test]
+    fn kafka_sources_need_allowed_brokers_and_name_no_local_files() {
+        let allowed = AllowedSockets {
+            sockets: Vec::new(),
+            kafka: vec![("127.0.0.1".into(), 9092)],
+        };
+        let job = |servers: &str, properties: serde_json::Value| {
+            spec(serde_json::json!({
+                "name": "k", "batch_interval": "1s",
+                "source": { "kafka": { "bootstrap_servers": servers, "topics": ["t"], "properties": properties } },
+                "sink": { "print": {} }
+            }))
+        };
+        let ok = job(
+            "127.0.0.1:9092",
+            serde_json::json!({ "security.protocol": "sasl_plaintext", "sasl.username": "u" }),
+        );
+        assert_eq!(paths(&problems(&ok, &Quotas::default(), &allowed)), Vec::<&str>::new());
+        let p = problems(
+            &job(
+                "127.0.0.1:9092,10.0.0.1:9092",
+                serde_json::json!({ "ssl.ca.location": "/etc/passwd", "sasl.kerberos.kinit.cmd": "rm -rf /", "plugin.library.paths": "x" }),
+            ),
+            &Quotas::default(),
+            &allowed,
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "source.kafka.bootstrap_servers",
+                "source.kafka.properties.plugin.library.paths",
+                "source.kafka.properties.sasl.kerberos.kinit.cmd",
+                "source.kafka.properties.ssl.ca.location"
+            ],
+            "{p:?}"
+        );
+        assert!(
+            p[0].message.contains("10.0.0.1:9092") && p[0].message.contains("--allow-kafka"),
+            "{}",
+            p[0].message
+        );
+        // Over the quota: records a batch may take per partition.
+        let q = Quotas {
+            batch_records_max: 10,
+            ..Quotas::default()
+        };
+        let p = problems(&job("127.0.0.1:9092", serde_json::json!({})), &q, &allowed);
+        assert_eq!(paths(&p), ["source.kafka.max_records_per_partition"], "{p:?}");
+    }
+
+    #[test]
     fn every_size_a_spec_asks_for_is_bounded_by_a_named_quota() {
         let q = Quotas::default();
         let huge = spec(serde_json::json!({

@@ -75,6 +75,8 @@ pub struct JobMetrics {
     stages: BTreeMap<String, StageTotals>,
     processing: Histogram,
     scheduling_delay: Histogram,
+    /// A `kafka` source's lag per (topic, partition), as of the last batch.
+    kafka_lag: Vec<(String, i32, i64)>,
 }
 
 impl JobMetrics {
@@ -93,6 +95,13 @@ impl JobMetrics {
         }
         self.processing.observe(r.processing_ms / 1e3);
         self.scheduling_delay.observe(r.scheduling_delay_ms / 1e3);
+        if let Some(k) = &r.kafka {
+            self.kafka_lag = k
+                .partitions
+                .iter()
+                .map(|p| (p.topic.clone(), p.partition, p.lag))
+                .collect();
+        }
     }
 }
 
@@ -256,6 +265,25 @@ impl Collector for Snapshot {
             "How late a batch started after its time.",
             |m| &m.scheduling_delay,
         )?;
+        {
+            let mut family = enc.encode_descriptor(
+                "sluice_kafka_lag_records",
+                "A kafka source's records written and not yet read, per partition, as of its last batch.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (t, id, m) in &self.jobs {
+                for (topic, partition, lag) in &m.kafka_lag {
+                    let labels = [
+                        ("tenant", t.to_string()),
+                        ("job", id.to_string()),
+                        ("topic", topic.clone()),
+                        ("partition", partition.to_string()),
+                    ];
+                    ConstGauge::new(*lag as f64).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
         {
             let mut family = enc.encode_descriptor(
                 "sluice_udf_failures",

@@ -293,17 +293,31 @@ impl KafkaSource {
         taken
     }
 
+    /// Each partition's lag from the high watermarks the client learnt from its fetches (no
+    /// request to the broker: a batch never waits for it).
     fn lags(&mut self) {
         let mut partitions = Vec::new();
         for ((topic, partition), next) in &self.next {
-            let Ok((low, high)) = self
-                .consumer
-                .fetch_watermarks(topic, *partition, Duration::from_millis(500))
-            else {
+            let Ok(name) = std::ffi::CString::new(topic.as_str()) else {
                 continue;
             };
+            let (mut low, mut high) = (-1i64, -1i64);
+            // SAFETY: the client handle lives as long as `self.consumer`; the topic name is a
+            // valid C string for the call; `low` and `high` are valid for writes.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    self.consumer.client().native_ptr(),
+                    name.as_ptr(),
+                    *partition,
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
+                continue; // nothing fetched from it yet
+            }
             let next = next.unwrap_or(match self.start {
-                KafkaStart::Earliest => low,
+                KafkaStart::Earliest => low.max(0),
                 KafkaStart::Latest => high,
             });
             partitions.push(PartitionLag {
