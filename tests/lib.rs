@@ -2,6 +2,7 @@
 //! of the real `sluice` binary.
 
 pub mod browser;
+pub mod kafka_broker;
 
 use std::path::PathBuf;
 use std::process::Command;
