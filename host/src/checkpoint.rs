@@ -220,7 +220,12 @@ impl CheckpointStore {
             let id: i32 = conn
                 .query_row("PRAGMA application_id", [], |r| r.get(0))
                 .map_err(|e| foreign(e.to_string()))?;
-            if id != APPLICATION_ID {
+            // An empty database (no table, no id) is one this code began to make and was
+            // stopped (killed) before it set its id: nothing in it to lose, so it is made now.
+            let tables: i64 = conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(|e| foreign(e.to_string()))?;
+            if id != APPLICATION_ID && !(id == 0 && tables == 0) {
                 return Err(foreign(format!("its application id is {id:#x}")));
             }
             let ok: String = conn
@@ -230,11 +235,10 @@ impl CheckpointStore {
                 return Err(foreign(format!("it fails its integrity check: {ok}")));
             }
         }
+        // The id first: a file that has a header has its id.
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        if !existed {
-            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
-        }
         conn.execute_batch(SCHEMA)?;
         Ok(CheckpointStore {
             conn: Mutex::new(conn),
@@ -592,5 +596,20 @@ mod tests {
         std::fs::write(&garbage, b"this is not a database at all, not even close......").unwrap();
         let e = CheckpointStore::open(&garbage).err().unwrap();
         assert!(e.to_string().contains("is not a checkpoint store"), "{e}");
+    }
+
+    /// A store whose making was cut short (killed after SQLite wrote its header, before the
+    /// id): an empty database, which is made into a store, as a new file is.
+    #[test]
+    fn a_store_cut_short_while_it_was_made_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        drop(conn);
+        assert!(std::fs::metadata(&path).unwrap().len() > 0, "it has a header");
+        let store = CheckpointStore::open(&path).expect("an empty database is taken");
+        drop(store);
+        CheckpointStore::open(&path).expect("and is a store now");
     }
 }

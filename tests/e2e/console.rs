@@ -411,6 +411,12 @@ fn a_jobs_udf_log_lines_and_events_are_read_over_the_api() {
         3,
         "kept across the restart: {logs}"
     );
+    // Reports of both runs (the new run's first batch comes within 100 ms).
+    let batches = super::harness::eventually(WAIT, || {
+        let (_, all) = call("GET", &url("batches"), Some(&dave), None);
+        (all.as_array()?.len() >= 3).then_some(())
+    });
+    assert!(batches.is_some(), "the new run's batches come");
     let (_, batches) = call("GET", &url("batches?limit=2"), Some(&dave), None);
     assert_eq!(batches.as_array().unwrap().len(), 2);
     let newest = batches[1]["batch_id"].as_u64().unwrap();
