@@ -2,7 +2,6 @@
 //! its `chromedriver` on loopback (`.ci/run` installs both). Each `Browser` has its own driver
 //! process and empty profile; dropping it ends both.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,13 +20,6 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 impl Browser {
     /// Starts Chromium with a window of `width` x `height`.
     pub fn start(width: u32, height: u32) -> Browser {
@@ -37,7 +29,7 @@ impl Browser {
                 "{tool} is missing: the console tests drive a real browser; install Debian's `chromium` and `chromium-driver` (.ci/run does)"
             );
         }
-        let port = free_port();
+        let port = crate::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -35,11 +35,7 @@ fn tansu() -> std::path::PathBuf {
 impl Broker {
     pub fn start() -> Broker {
         let tansu = tansu();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let dir = tempfile::tempdir().unwrap();
         // From an empty folder and without its variables: Tansu reads `.env` and the environment.

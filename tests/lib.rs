@@ -65,6 +65,47 @@ pub fn with_custom_section(wasm: &[u8], name: &str) -> Vec<u8> {
     out
 }
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The seed's second scenario (ERROR lines per minute: wasm filter and map, native sum by key)
+/// over `source`, into `sink`, in batches of `batch_interval`.
+pub fn errors_per_minute(
+    source: serde_json::Value,
+    sink: serde_json::Value,
+    batch_interval: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "name": "ERROR lines per minute",
+        "batch_interval": batch_interval,
+        "modules": { "examples": "builtin:examples" },
+        "source": source,
+        "stages": [
+            { "filter": { "udf": "examples@1", "function": "is_error" } },
+            { "map": { "udf": "examples@1", "function": "minute_bucket", "value": "i64" } },
+            { "reduce_by_key": { "builtin": "sum" } }
+        ],
+        "sink": sink
+    })
+}
+
+/// `sluice run JOB_FILE` in `dir`, warnings on a piped stderr, stdout discarded.
+pub fn spawn_run(dir: &std::path::Path, job_file: &str) -> std::process::Child {
+    Command::new(sluice_bin())
+        .current_dir(dir)
+        .args(["run", job_file])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice runs")
+}
+
 /// CPU time (user + system) a process has used so far, in seconds.
 pub fn process_cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -24,18 +24,8 @@ fn lines(n: usize) -> Vec<String> {
 }
 
 fn spec(source: serde_json::Value, out: &std::path::Path) -> serde_json::Value {
-    json!({
-        "name": "ERROR lines per minute",
-        "batch_interval": "1s",
-        "modules": { "examples": "builtin:examples" },
-        "source": source,
-        "stages": [
-            { "filter": { "udf": "examples@1", "function": "is_error" } },
-            { "map": { "udf": "examples@1", "function": "minute_bucket", "value": "i64" } },
-            { "reduce_by_key": { "builtin": "sum" } }
-        ],
-        "sink": { "text_files": { "prefix": out.join("part").to_str().unwrap() } }
-    })
+    let sink = json!({ "text_files": { "prefix": out.join("part").to_str().unwrap() } });
+    sluice_tests::errors_per_minute(source, sink, "1s")
 }
 
 /// Runs `sluice run` of `spec` for `batches` batches: the records it read, and the sum of its

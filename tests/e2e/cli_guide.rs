@@ -85,11 +85,7 @@ fn every_command_and_argument_has_help_and_no_command_means_serve_demo() {
 fn client_errors_name_the_server_the_token_and_where_tokens_come_from() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens there (no scheme given: it is taken as http).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = sluice_tests::free_port();
     let addr = format!("127.0.0.1:{port}");
     let down = sluice_in(dir.path(), &["job", "list", "--server", &addr, "--token", "sl_x"], &[]);
     assert!(!down.success);
@@ -197,11 +193,7 @@ fn output_can_be_followed_and_a_closed_stdout_ends_quietly() {
 #[test]
 fn a_socket_that_cannot_be_reached_is_said_once_then_at_back_off() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = sluice_tests::free_port();
     let spec = json!({
         "name": "nobody listens",
         "batch_interval": "1s",
@@ -209,14 +201,7 @@ fn a_socket_that_cannot_be_reached_is_said_once_then_at_back_off() {
         "sink": { "print": {} }
     });
     std::fs::write(dir.path().join("job.json"), spec.to_string()).unwrap();
-    let mut child = Command::new(sluice_bin())
-        .current_dir(dir.path())
-        .args(["run", "job.json"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sluice_tests::spawn_run(dir.path(), "job.json");
     // About 20 connects in 10 s (back-off from 100 ms to 2 s).
     std::thread::sleep(Duration::from_secs(10));
     child.kill().unwrap();

@@ -37,18 +37,7 @@ fn totals(stdout: &str) -> BTreeMap<String, i64> {
 }
 
 fn errors_per_minute(source: serde_json::Value) -> serde_json::Value {
-    json!({
-        "name": "ERROR lines per minute",
-        "batch_interval": "500ms",
-        "modules": { "examples": "builtin:examples" },
-        "source": source,
-        "stages": [
-            { "filter": { "udf": "examples@1", "function": "is_error" } },
-            { "map": { "udf": "examples@1", "function": "minute_bucket", "value": "i64" } },
-            { "reduce_by_key": { "builtin": "sum" } }
-        ],
-        "sink": { "jsonl": {} }
-    })
+    sluice_tests::errors_per_minute(source, json!({ "jsonl": {} }), "500ms")
 }
 
 #[test]
@@ -181,11 +170,7 @@ fn a_kafka_job_killed_again_and_again_holds_every_record_once() {
 /// reports (and the log), retrying with back-off; it neither fails nor spins.
 #[test]
 fn a_broker_that_is_down_is_reported_and_retried() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = sluice_tests::free_port();
     let dir = tempfile::tempdir().unwrap();
     let spec = json!({
         "name": "nobody",
@@ -194,14 +179,7 @@ fn a_broker_that_is_down_is_reported_and_retried() {
         "sink": { "jsonl": {} }
     });
     std::fs::write(dir.path().join("job.json"), spec.to_string()).unwrap();
-    let mut child = Command::new(sluice_tests::sluice_bin())
-        .current_dir(dir.path())
-        .args(["run", "job.json"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sluice_tests::spawn_run(dir.path(), "job.json");
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(6));
     assert!(child.try_wait().unwrap().is_none(), "the job keeps running");

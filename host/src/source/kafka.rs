@@ -92,6 +92,12 @@ impl KafkaSource {
     /// A source over `spec`, for batches of `batch_ms`.
     pub fn open(spec: &KafkaSpec, batch_ms: i64, records_max: usize) -> Result<KafkaSource, SourceError> {
         let mut config = ClientConfig::new();
+        // A batch reads for a moment only: the broker should answer at once, and with much.
+        // The spec's properties win over these.
+        config
+            .set("fetch.wait.max.ms", "10")
+            .set("max.partition.fetch.bytes", "16777216")
+            .set("queued.max.messages.kbytes", "262144");
         for (k, v) in &spec.properties {
             config.set(k, v);
         }
