@@ -106,12 +106,16 @@ pub fn start_at(dir: tempfile::TempDir) -> Server {
 
 /// A server with more command-line options.
 pub fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
-    try_start(dir, extra, &[]).unwrap_or_else(|e| panic!("the server did not start: {e}"))
+    try_start(dir, extra, &[]).unwrap_or_else(|(e, _)| panic!("the server did not start: {e}"))
 }
 
 /// A server with more options and environment; `Err` (with the data directory) if it exits
 /// before it listens.
-pub fn try_start(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
+pub fn try_start(
+    dir: tempfile::TempDir,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Server, (String, tempfile::TempDir)> {
     let mut child = Command::new(sluice_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -132,7 +136,7 @@ pub fn try_start(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -
             }
             _ => {
                 let exit = child.wait().unwrap();
-                return Err(format!("the server ended before it listened: {exit:?}"));
+                return Err((format!("the server ended before it listened: {exit:?}"), dir));
             }
         }
     };
