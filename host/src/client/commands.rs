@@ -23,7 +23,8 @@ pub struct Remote {
     pub token_file: Option<PathBuf>,
 }
 
-/// Where a token came from, for messages.
+/// The admin token file of the server's data directory next to here (`$SLUICE_DATA_DIR`, else
+/// `./sluice-data`), if there is one.
 fn admin_token_near() -> Option<PathBuf> {
     let dir = std::env::var_os("SLUICE_DATA_DIR").map_or_else(|| PathBuf::from("sluice-data"), PathBuf::from);
     let file = dir.join("admin-token");

@@ -12,7 +12,7 @@
 //! error in the source's status, and the metadata is asked again with back-off (1 s doubling to
 //! 30 s): the job neither fails nor spins. Records come with their key, value and timestamp.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -86,6 +86,23 @@ pub struct KafkaSource {
     status: KafkaStatus,
     retry_at: Option<Instant>,
     backoff: Duration,
+}
+
+/// One partition while `read` takes a batch.
+struct Reading {
+    partition: Partition,
+    next: Option<i64>,
+    /// In a replay: where this partition's range ends (`None`: it takes nothing).
+    end: Option<Option<i64>>,
+    taken: Option<(i64, i64)>,
+    held: bool,
+}
+
+impl Reading {
+    /// In a replay, whether it has not reached its end yet.
+    fn short(&self) -> bool {
+        matches!(self.end, Some(Some(e)) if self.next.is_none_or(|n| n < e))
+    }
 }
 
 impl KafkaSource {
@@ -235,13 +252,32 @@ impl KafkaSource {
     /// Reads records into `out`: in a replay, until each partition reached `ends` (offsets);
     /// otherwise at most `cap` records a partition, until no record came for a moment. Stops at
     /// `deadline` in any case. The ranges taken.
+    ///
+    /// Partitions are looked up per record by (topic index, partition) in a table made once per
+    /// batch, so a record costs no allocation; `self.next` is updated once at the end.
     fn read(
         &mut self,
         out: &mut RecordBatch,
         deadline: Instant,
         ends: Option<&BTreeMap<Partition, i64>>,
     ) -> BTreeMap<Partition, (i64, i64)> {
-        let mut taken: BTreeMap<Partition, (i64, i64)> = BTreeMap::new();
+        let mut parts: HashMap<(usize, i32), Reading> = self
+            .next
+            .iter()
+            .filter_map(|(p, next)| {
+                let topic = self.topics.iter().position(|t| *t == p.0)?;
+                let reading = Reading {
+                    partition: p.clone(),
+                    next: *next,
+                    end: ends.map(|e| e.get(p).copied()),
+                    taken: None,
+                    held: self.stale.contains(p),
+                };
+                Some(((topic, p.1), reading))
+            })
+            .collect();
+        // In a replay: the partitions still short of their end.
+        let mut short = parts.values().filter(|r| r.short()).count();
         let mut last_record = Instant::now();
         loop {
             let now = Instant::now();
@@ -249,14 +285,8 @@ impl KafkaSource {
                 break;
             }
             match ends {
-                Some(ends) => {
-                    let reached = ends
-                        .iter()
-                        .all(|(p, e)| self.next.get(p).copied().flatten().is_some_and(|n| n >= *e));
-                    if reached {
-                        break;
-                    }
-                }
+                Some(_) if short == 0 => break,
+                Some(_) => {}
                 None if now.duration_since(last_record) > QUIET || out.len() >= self.records_max => break,
                 None => {}
             }
@@ -270,20 +300,24 @@ impl KafkaSource {
                     continue;
                 }
             };
-            let p = (msg.topic().to_owned(), msg.partition());
-            let offset = msg.offset();
-            let Some(next) = self.next.get(&p).copied() else {
+            let Some(topic) = self.topics.iter().position(|t| t == msg.topic()) else {
                 continue;
             };
-            if self.stale.contains(&p) || next.is_some_and(|n| offset < n) {
+            let Some(r) = parts.get_mut(&(topic, msg.partition())) else {
+                continue;
+            };
+            let offset = msg.offset();
+            if r.held || r.next.is_some_and(|n| offset < n) {
                 continue; // held, or fetched before a seek
             }
-            let full = match ends {
-                Some(ends) => ends.get(&p).is_none_or(|e| offset >= *e),
-                None => taken.get(&p).is_some_and(|r| (r.1 - r.0) as u64 >= self.cap),
+            let full = match r.end {
+                Some(end) => end.is_none_or(|e| offset >= e),
+                None => r.taken.is_some_and(|(first, end)| (end - first) as u64 >= self.cap),
             };
             if full {
-                self.hold(&p);
+                r.held = true;
+                let held = r.partition.clone();
+                self.hold(&held);
                 continue;
             }
             last_record = Instant::now();
@@ -292,9 +326,19 @@ impl KafkaSource {
                 msg.payload().unwrap_or_default(),
                 msg.timestamp().to_millis().unwrap_or(0),
             );
-            let r = taken.entry(p.clone()).or_insert((offset, offset));
-            r.1 = offset + 1;
-            self.next.insert(p, Some(offset + 1));
+            let was_short = r.short();
+            r.taken = Some((r.taken.map_or(offset, |(first, _)| first), offset + 1));
+            r.next = Some(offset + 1);
+            if was_short && !r.short() {
+                short -= 1;
+            }
+        }
+        let mut taken = BTreeMap::new();
+        for r in parts.into_values() {
+            if let Some(range) = r.taken {
+                self.next.insert(r.partition.clone(), r.next);
+                taken.insert(r.partition, range);
+            }
         }
         taken
     }
