@@ -55,7 +55,8 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint
     }
     let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stdout = Box::new(Stdout { closed: closed.clone() });
-    let sink = crate::sink::open(&plan.spec.sink, plan.output_type, stdout).with_context(|| "cannot open the sink")?;
+    let sink = crate::sink::open(&plan.spec.sink, plan.output_type, stdout, &plan.spec.name)
+        .with_context(|| "cannot open the sink")?;
     let dead = dead_letter_writer(plan.spec.dead_letter.as_ref()).context("cannot open the dead-letter output")?;
     let checkpointing = match checkpoint {
         Some(file) => Some(crate::supervisor::Checkpointing {

@@ -2,6 +2,7 @@
 //! job's last stage produces (numbers as numbers, text as text).
 
 mod jsonl;
+pub mod kafka;
 pub mod memory;
 mod print;
 pub mod sqlite;
@@ -71,8 +72,14 @@ pub fn record_json(tick: Tick, r: &RecordRef<'_>, ty: ValueType) -> serde_json::
     })
 }
 
-/// Opens the sink a spec describes; `stdout` is where `print` and `jsonl` without a path write.
-pub fn open(spec: &SinkSpec, ty: ValueType, stdout: Box<dyn Write + Send>) -> std::io::Result<Box<dyn Sink>> {
+/// Opens the sink a spec describes; `stdout` is where `print` and `jsonl` without a path write;
+/// `job` (the job's name) makes the default transactional id of an exactly-once `kafka` sink.
+pub fn open(
+    spec: &SinkSpec,
+    ty: ValueType,
+    stdout: Box<dyn Write + Send>,
+    job: &str,
+) -> std::io::Result<Box<dyn Sink>> {
     Ok(match spec {
         SinkSpec::Print { records } => Box::new(PrintSink::new(*records, ty, stdout)),
         SinkSpec::Jsonl { path } => match path.as_deref() {
@@ -93,6 +100,20 @@ pub fn open(spec: &SinkSpec, ty: ValueType, stdout: Box<dyn Write + Send>) -> st
             ty,
             None,
         )?),
+        SinkSpec::Kafka(k) => {
+            let slug: String = job
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            let id = k.transactional_id.clone().unwrap_or_else(|| format!("sluice-{slug}"));
+            Box::new(kafka::KafkaSink::new(k, ty, id))
+        }
         SinkSpec::Sqlite { path: None, .. } => {
             return Err(std::io::Error::other(
                 "a sqlite sink needs `path` (the SQLite file to write) outside the server",

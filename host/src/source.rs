@@ -8,6 +8,7 @@ pub mod generator;
 pub mod http;
 pub mod ingest_log;
 pub mod kafka;
+mod kafka_group;
 mod socket;
 
 use crate::batch::RecordBatch;
@@ -83,6 +84,10 @@ pub trait Source: Send {
     fn cut(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// The last batch's cut is logged (or, without checkpoints, its output is written): what
+    /// it took is this run's for good (a consumer-group member commits its offsets now).
+    fn cut_durable(&mut self) {}
 
     /// After a restore: the logged cuts of the batches after the checkpoint (by batch id), so
     /// those batches are cut again as they were.
@@ -254,6 +259,12 @@ impl Source for Union {
             .iter()
             .any(|p| !p.is_null())
             .then_some(serde_json::Value::Array(parts))
+    }
+
+    fn cut_durable(&mut self) {
+        for s in &mut self.0 {
+            s.cut_durable();
+        }
     }
 
     fn replay(&mut self, cuts: Vec<(u64, serde_json::Value)>) {

@@ -544,6 +544,7 @@ fn run_tick(
         let input = source.next_batch(tick)?;
         if let (Some(c), Some(cut)) = (checkpoints, source.cut()) {
             c.log_cut(tick.batch_id, &cut).map_err(RunError::CutLog)?;
+            source.cut_durable();
         }
         let records_in = input.len() as u64;
         let out = pipeline.run_batch(tick, input)?;
@@ -552,6 +553,9 @@ fn run_tick(
             .map_err(RunError::Refused)?;
         crate::failpoints::in_batch(name, tick.batch_id);
         sink.write_batch(tick, out.output.as_ref(), &out.dead_letters)?;
+        if checkpoints.is_none() {
+            source.cut_durable();
+        }
         if !out.dead_letters.is_empty() {
             dead_letters.write(&out.dead_letters)?;
         }

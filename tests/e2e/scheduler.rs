@@ -23,7 +23,13 @@ fn slow_batches_delay_the_next_and_nothing_is_dropped() {
     let plan = job::check(spec, &modules).unwrap();
     let source = sluice::source::open(&plan.spec.source, plan.batch_ms).unwrap();
     assert!(source.is_live());
-    let sink = sluice::sink::open(&plan.spec.sink, plan.output_type, Box::new(std::io::sink())).unwrap();
+    let sink = sluice::sink::open(
+        &plan.spec.sink,
+        plan.output_type,
+        Box::new(std::io::sink()),
+        &plan.spec.name,
+    )
+    .unwrap();
     let io = RunIo {
         source,
         sink,

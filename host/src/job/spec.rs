@@ -192,10 +192,11 @@ pub enum SourceSpec {
         #[serde(default)]
         buffer_records: Option<usize>,
     },
-    /// Records of Kafka topics, in direct mode (Spark's `createDirectStream`): the job reads
+    /// Records of Kafka topics, in direct mode (Spark's `createDirectStream`: the job reads
     /// every partition itself, a bounded range of offsets per batch, and keeps the offsets in
-    /// its checkpoints. `sluice serve` allows only the bootstrap servers its operator lists
-    /// (`--allow-kafka`).
+    /// its checkpoints) or, with `group_id`, in consumer-group mode (the processes running the
+    /// job share the partitions). `sluice serve` allows only the bootstrap servers its operator
+    /// lists (`--allow-kafka`).
     Kafka(KafkaSpec),
     /// The records of several sources together.
     #[schema(no_recursion)]
@@ -220,6 +221,36 @@ pub struct KafkaSpec {
     /// Client properties passed to librdkafka (e.g. `security.protocol`, `sasl.mechanism`,
     /// `sasl.username`, `sasl.password`); the server refuses ones that name local files or
     /// commands.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Consumer-group mode: every process running this job with this group shares the topics'
+    /// partitions through the broker's group protocol (scale-out over processes and machines).
+    /// Offsets are committed to the group as each batch is logged; a partition that moves
+    /// resumes where its last owner's logged batches end. Per-batch stages only (no windows or
+    /// `update_state_by_key`: their state would not move with the partitions).
+    #[serde(default)]
+    pub group_id: Option<String>,
+}
+
+/// A `kafka` sink.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkSpec {
+    /// `host:port[,host:port...]` of the brokers.
+    pub bootstrap_servers: String,
+    /// The topic to write. A record's key is the message key; its value the message value
+    /// (numbers as decimal text); the batch time its timestamp.
+    pub topic: String,
+    /// Each batch in one Kafka transaction, committed with the batch's id, so a
+    /// `read_committed` consumer sees each batch once across crashes and restarts. Otherwise
+    /// the idempotent producer: at least once across crashes.
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// The producer's `transactional.id` with `exactly_once` (default: `sluice-` and the job's
+    /// name; the server sets its own per job). Two runs with one id fence each other.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+    /// Client properties passed to librdkafka, as for the source.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -282,6 +313,9 @@ pub enum SinkSpec {
         #[serde(default)]
         suffix: Option<String>,
     },
+    /// Messages of a Kafka topic (idempotent producer; with `exactly_once`, a transaction per
+    /// batch). `sluice serve` allows only the brokers its operator lists (`--allow-kafka`).
+    Kafka(KafkaSinkSpec),
 }
 
 fn ten() -> usize {
@@ -520,6 +554,19 @@ impl StageSpec {
             StageSpec::UpdateStateByKey(_) => "update_state_by_key",
             StageSpec::Unparsed => "unparsed",
         }
+    }
+
+    /// Whether the stage keeps state from batch to batch (windows, `update_state_by_key`).
+    pub fn keeps_state(&self) -> bool {
+        matches!(
+            self,
+            StageSpec::Window(_)
+                | StageSpec::ReduceByWindow(_)
+                | StageSpec::ReduceByKeyAndWindow(_)
+                | StageSpec::CountByWindow(_)
+                | StageSpec::CountByValueAndWindow(_)
+                | StageSpec::UpdateStateByKey(_)
+        )
     }
 }
 

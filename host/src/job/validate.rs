@@ -528,6 +528,23 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
         {
             c.err(format!("{path}.sqlite.table"), e);
         }
+        if let Some(SinkSpec::Kafka(k)) = sink {
+            if k.bootstrap_servers.trim().is_empty() {
+                c.err(
+                    format!("{path}.kafka.bootstrap_servers"),
+                    "name the brokers, as host:port[,host:port]",
+                );
+            }
+            if k.topic.trim().is_empty() {
+                c.err(format!("{path}.kafka.topic"), "name the topic to write");
+            }
+            if k.transactional_id.is_some() && !k.exactly_once {
+                c.err(
+                    format!("{path}.kafka.transactional_id"),
+                    "a transactional id is for `exactly_once: true`: set it, or drop the id",
+                );
+            }
+        }
     }
     if let Some(d) = &spec.dead_letter
         && !matches!(d, SinkSpec::Jsonl { .. })
@@ -550,6 +567,16 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
             stages.push(p);
         }
     }
+    if group_source(&spec.source) {
+        for (i, stage) in spec.stages.iter().enumerate() {
+            if stage.keeps_state() {
+                c.err(
+                    format!("stages[{i}].{}", stage.op_name()),
+                    "a kafka source in consumer-group mode (`group_id`) splits the partitions between processes, and this stage's state would not move with them: use per-batch stages (map, filter, reduce_by_key, ...), or direct mode (no `group_id`) for windows and update_state_by_key",
+                );
+            }
+        }
+    }
     if !c.errors.is_empty() {
         return Err(SpecErrors(c.errors));
     }
@@ -560,6 +587,15 @@ pub fn check(spec: JobSpec, resolver: &dyn ModuleResolver) -> Result<JobPlan, Sp
         stages,
         spec,
     })
+}
+
+/// Whether a kafka source in consumer-group mode feeds the job.
+fn group_source(source: &SourceSpec) -> bool {
+    match source {
+        SourceSpec::Kafka(k) => k.group_id.is_some(),
+        SourceSpec::Union(parts) => parts.iter().any(group_source),
+        _ => false,
+    }
 }
 
 fn http_sources(source: &SourceSpec) -> usize {
@@ -593,6 +629,12 @@ fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {
             }
             if k.max_records_per_partition == Some(0) {
                 c.err(format!("{path}.kafka.max_records_per_partition"), "must be positive");
+            }
+            if k.group_id.as_ref().is_some_and(|g| g.trim().is_empty()) {
+                c.err(
+                    format!("{path}.kafka.group_id"),
+                    "name the consumer group, or drop `group_id` for direct mode",
+                );
             }
         }
         SourceSpec::Generator {

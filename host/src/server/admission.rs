@@ -52,6 +52,7 @@ fn forbidden_kafka_property(name: &str) -> bool {
         || n == "bootstrap.servers"
         || n == "metadata.broker.list"
         || n == "group.id"
+        || n == "transactional.id"
 }
 
 /// Every problem of `spec` against quotas `q` and the operator's `sockets`.
@@ -86,6 +87,22 @@ pub fn problems(spec: &JobSpec, q: &Quotas, sockets: &AllowedSockets) -> Vec<Spe
                 q.stages_max
             ),
         );
+    }
+    if let crate::job::spec::SinkSpec::Kafka(k) = &spec.sink {
+        kafka_client(
+            &k.bootstrap_servers,
+            k.properties.keys(),
+            "sink.kafka",
+            &mut err,
+            sockets,
+        );
+        if k.transactional_id.is_some() {
+            err(
+                "sink.kafka.transactional_id".into(),
+                "the server gives each job its own transactional id (sluice-tTENANT-jJOB): drop `transactional_id`"
+                    .into(),
+            );
+        }
     }
     if batch_ms > 0 {
         let mut parts = Vec::new();
@@ -125,6 +142,37 @@ pub fn problems(spec: &JobSpec, q: &Quotas, sockets: &AllowedSockets) -> Vec<Spe
         }
     }
     out
+}
+
+/// A Kafka client's brokers must be allow-listed, and its properties name nothing of the host.
+fn kafka_client<'a>(
+    servers: &str,
+    properties: impl Iterator<Item = &'a String>,
+    path: &str,
+    err: &mut impl FnMut(String, String),
+    sockets: &AllowedSockets,
+) {
+    for server in servers.split(',').map(str::trim) {
+        let ok = server
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse().ok()?)))
+            .is_some_and(|(h, p)| allows(&sockets.kafka, h, p));
+        if !ok {
+            err(
+                format!("{path}.bootstrap_servers"),
+                format!(
+                    "the server may not connect to the broker {server:?}: the operator allows Kafka brokers {} (sluice serve --allow-kafka HOST:PORT)",
+                    describe(&sockets.kafka)
+                ),
+            );
+        }
+    }
+    for name in properties.filter(|n| forbidden_kafka_property(n)) {
+        err(
+            format!("{path}.properties.{name}"),
+            "this client property is not for tenants: it names files, programs or plugins of the server's host, or what Sluice sets itself".into(),
+        );
+    }
 }
 
 fn window_length(stage: &StageSpec) -> Option<Millis> {
@@ -180,27 +228,13 @@ fn source_records(
             }
         }
         SourceSpec::Kafka(k) => {
-            for server in k.bootstrap_servers.split(',').map(str::trim) {
-                let ok = server
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse().ok()?)))
-                    .is_some_and(|(h, p)| allows(&sockets.kafka, h, p));
-                if !ok {
-                    err(
-                        format!("{path}.kafka.bootstrap_servers"),
-                        format!(
-                            "the server may not connect to the broker {server:?}: the operator allows Kafka brokers {} (sluice serve --allow-kafka HOST:PORT)",
-                            describe(&sockets.kafka)
-                        ),
-                    );
-                }
-            }
-            for name in k.properties.keys().filter(|n| forbidden_kafka_property(n)) {
-                err(
-                    format!("{path}.kafka.properties.{name}"),
-                    "this client property is not for tenants: it names files, programs or plugins of the server's host, or what the source sets itself".into(),
-                );
-            }
+            kafka_client(
+                &k.bootstrap_servers,
+                k.properties.keys(),
+                &format!("{path}.kafka"),
+                err,
+                sockets,
+            );
             let per_partition = k
                 .max_records_per_partition
                 .unwrap_or(crate::source::kafka::MAX_RECORDS_PER_PARTITION_DEFAULT);

@@ -142,14 +142,14 @@ fn server_only_problems(spec: &job::JobSpec) -> Vec<job::SpecError> {
         ));
     }
     match &spec.sink {
-        SinkSpec::Print { .. } | SinkSpec::Sqlite { path: None, .. } => {}
+        SinkSpec::Print { .. } | SinkSpec::Sqlite { path: None, .. } | SinkSpec::Kafka(_) => {}
         SinkSpec::Sqlite { path: Some(_), .. } => out.push(err(
             "sink.sqlite.path",
             "the server writes the table into the tenant's own database (read it with GET /api/v1/jobs/ID/rows): drop `path`",
         )),
         _ => out.push(err(
             "sink",
-            "the server keeps a job's output for the API (GET /api/v1/jobs/ID/output): use `print`, or `sqlite` with a `table` (exactly once)",
+            "the server keeps a job's output for the API (GET /api/v1/jobs/ID/output): use `print`, `sqlite` with a `table` (exactly once), or `kafka` to an allowed broker",
         )),
     }
     if spec.dead_letter.is_some() {

@@ -222,6 +222,10 @@ impl JobTable {
             Ok(v) => v["sink"]["sqlite"]["table"].as_str().map(str::to_owned),
             Err(_) => None,
         };
+        let kafka_sink = match &plan.spec.sink {
+            crate::job::spec::SinkSpec::Kafka(k) => Some(k.clone()),
+            _ => None,
+        };
         let tenant_db = state.tenant_db(tenant_id);
         let sink_db_bytes_max = quotas.sink_db_bytes_max;
         let build = {
@@ -245,7 +249,15 @@ impl JobTable {
                         .map_err(|e| format!("sink: {e}"))?;
                         Box::new(crate::sink::Both(kept_sink, Box::new(db)))
                     }
-                    None => kept_sink,
+                    None => match kafka_sink {
+                        Some(k) => {
+                            // Its own per job, fixed across runs; a tenant cannot name another's.
+                            let id = format!("sluice-t{tenant_id}-j{id}");
+                            let kafka = crate::sink::kafka::KafkaSink::new(&k, plan.output_type, id);
+                            Box::new(crate::sink::Both(kept_sink, Box::new(kafka)))
+                        }
+                        None => kept_sink,
+                    },
                 };
                 let source =
                     crate::source::open_with(&plan.spec.source, plan.batch_ms, source_limits, Some(&ingest_log))

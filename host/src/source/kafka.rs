@@ -8,6 +8,9 @@
 //!   logs before the batch's output is committed, and `replay` reads exactly those ranges again
 //!   for the batches after the checkpoint.
 //!
+//! With `group_id` the source is in consumer-group mode (`kafka_group.rs`): the group decides
+//! which partitions this process reads, and everything else is as above.
+//!
 //! A broker that cannot be reached, or a topic that does not exist, gives empty batches and an
 //! error in the source's status, and the metadata is asked again with back-off (1 s doubling to
 //! 30 s): the job neither fails nor spins. Records come with their key, value and timestamp.
@@ -19,6 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
+use super::kafka_group::Membership;
 use super::{Source, SourceError, bad_position};
 use crate::batch::RecordBatch;
 use crate::engine::Tick;
@@ -31,7 +35,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Without new records for this long, a batch is cut with what it has.
 const QUIET: Duration = Duration::from_millis(50);
 
-type Partition = (String, i32);
+use super::kafka_group::Partition;
 
 fn key(p: &Partition) -> String {
     format!("{}/{}", p.0, p.1)
@@ -86,6 +90,13 @@ pub struct KafkaSource {
     status: KafkaStatus,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// Consumer-group mode: the membership that says which partitions are this process's.
+    group: Option<Membership>,
+    /// Consumer-group mode: the next offsets this process knows of (its checkpoint, its
+    /// logged batches), for partitions it may own again.
+    known: BTreeMap<Partition, i64>,
+    /// Whether the last batch was cut again after a restore.
+    replayed: bool,
 }
 
 /// One partition while `read` takes a batch.
@@ -126,10 +137,27 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest");
+        let group = match &spec.group_id {
+            Some(g) => {
+                let mut member = ClientConfig::new();
+                for (k, v) in &spec.properties {
+                    member.set(k, v);
+                }
+                member.set("bootstrap.servers", &spec.bootstrap_servers);
+                Some(
+                    Membership::new(member, g, &spec.topics)
+                        .map_err(|e| SourceError::Position(format!("kafka: {e}")))?,
+                )
+            }
+            None => None,
+        };
         let consumer: BaseConsumer = config
             .create()
             .map_err(|e| SourceError::Position(format!("kafka: {e}")))?;
         Ok(KafkaSource {
+            group,
+            known: BTreeMap::new(),
+            replayed: false,
             consumer,
             topics: spec.topics.clone(),
             start: spec.start,
@@ -149,9 +177,48 @@ impl KafkaSource {
         })
     }
 
+    /// Consumer-group mode: takes the group's decisions (a gained partition starts at the later
+    /// of the group's offset and what this process knows; a lost one is dropped) and assigns
+    /// this process's partitions.
+    fn follow_group(&mut self) -> bool {
+        let Some(group) = self.group.as_mut() else {
+            return false;
+        };
+        let change = match group.poll() {
+            Ok(c) => c,
+            Err(e) => return self.failed(e),
+        };
+        let before = self.next.len();
+        // Partitions of the checkpoint that the group gave someone else are not read here.
+        self.next.retain(|p, _| group.owns(p));
+        if before != self.next.len() || !change.gained.is_empty() {
+            for (p, committed) in change.gained {
+                let start = match (committed, self.known.get(&p).copied()) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                self.next.insert(p, start);
+            }
+            tracing::info!(
+                "kafka source: this process now reads {}",
+                self.next.keys().map(key).collect::<Vec<_>>().join(", ")
+            );
+            if let Err(e) = self.assign() {
+                return self.failed(format!("cannot assign the partitions: {e}"));
+            }
+        }
+        self.status.error = None;
+        self.backoff = Duration::from_secs(1);
+        self.retry_at = None;
+        true
+    }
+
     /// Learns the topics' partitions (new ones start from `start`) and assigns them all; an
     /// error is kept in the status and the next try waits (back-off).
     fn discover(&mut self) -> bool {
+        if self.group.is_some() {
+            return self.follow_group();
+        }
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
             return false;
         }
@@ -386,7 +453,9 @@ impl Source for KafkaSource {
     fn next_batch(&mut self, tick: Tick) -> Result<RecordBatch, SourceError> {
         let mut out = RecordBatch::new();
         self.last_cut = None;
+        self.replayed = false;
         if let Some(ranges) = self.replays.remove(&tick.batch_id) {
+            self.replayed = true;
             // Cut again exactly as before the restore: each partition from its first offset
             // to its end; the others not at all.
             for (p, (first, _)) in &ranges {
@@ -415,6 +484,10 @@ impl Source for KafkaSource {
         // Every batch's cut is logged, an empty one too: after a restore, a batch that took
         // nothing must take nothing again (the records it did not see went to a later batch).
         self.last_cut = Some(Value::Object(Default::default()));
+        if self.group.is_some() && !self.replays.is_empty() {
+            // The batches logged before a restore come first; the group is joined after.
+            return Ok(out);
+        }
         if !self.discover() {
             return Ok(out);
         }
@@ -445,9 +518,33 @@ impl Source for KafkaSource {
             let (Some(p), Some(n)) = (parse_key(k), v.as_i64()) else {
                 return Err(bad_position("kafka", position));
             };
-            self.next.insert(p, Some(n));
+            self.next.insert(p.clone(), Some(n));
+            self.known.insert(p, n);
         }
         Ok(())
+    }
+
+    fn cut_durable(&mut self) {
+        // What this process read is its own now (known again after a restore).
+        for (p, n) in &self.next {
+            if let Some(n) = n {
+                self.known.insert(p.clone(), *n);
+            }
+        }
+        let Some(group) = &self.group else { return };
+        if self.replayed {
+            return; // its offsets went to the group before the restore
+        }
+        let ends: BTreeMap<Partition, i64> = self
+            .next
+            .iter()
+            .filter(|(p, _)| group.owns(p))
+            .filter_map(|(p, n)| Some((p.clone(), (*n)?)))
+            .collect();
+        if let Err(e) = group.commit(&ends) {
+            tracing::warn!("kafka source: {e}");
+            self.status.error = Some(e);
+        }
     }
 
     fn cut(&self) -> Option<Value> {
