@@ -1,7 +1,9 @@
 //! What the Kafka path costs: the seed's scenario 2 (ERROR lines per minute: wasm filter, wasm
 //! map, native sum by key) over the same log lines, from a Kafka topic of 4 partitions on a real
 //! broker (Tansu, in memory, on loopback) and from a `batches` file, both into `text_files`,
-//! through `sluice run`. Records/s of each, and their ratio, in one run.
+//! through `sluice run`. Records/s of each, and their ratio, in one run. Then the sinks: every
+//! record copied from the topic (no stages) into `text_files`, into a Kafka topic with the
+//! idempotent producer, and with `exactly_once` (a transaction per batch).
 //!
 //! `cargo run --release -p sluice-tests --bin kafka-bench [LINES]` (default 1,000,000)
 
@@ -122,4 +124,40 @@ fn main() {
         from_kafka.1 / from_file.1,
         n as f64 / produced
     );
+
+    // The sinks: a copy of every record, from the same topic.
+    let copy = |sink: serde_json::Value| {
+        json!({
+            "name": "copy", "batch_interval": "200ms",
+            "source": { "kafka": {
+                "bootstrap_servers": broker.addr, "topics": ["log_topic"], "max_records_per_partition": PER_BATCH / 4 } },
+            "sink": sink
+        })
+    };
+    let out_c = dir.path().join("out-copy");
+    std::fs::create_dir_all(&out_c).unwrap();
+    broker.topic("copy_once", 4);
+    broker.topic("copy_txn", 4);
+    let runs = [
+        (
+            "text_files",
+            copy(json!({ "text_files": { "prefix": out_c.join("part").to_str().unwrap() } })),
+        ),
+        (
+            "kafka, idempotent producer (at least once)",
+            copy(json!({ "kafka": { "bootstrap_servers": broker.addr, "topic": "copy_once" } })),
+        ),
+        (
+            "kafka, exactly_once (a transaction per batch)",
+            copy(json!({ "kafka": { "bootstrap_servers": broker.addr, "topic": "copy_txn", "exactly_once": true } })),
+        ),
+    ];
+    println!("\n## Every record copied from the topic into a sink, {n} records\n");
+    println!("| sink | records | seconds of batch processing | records/s |");
+    println!("| --- | --- | --- | --- |");
+    for (i, (what, spec)) in runs.iter().enumerate() {
+        let (records, secs) = run(dir.path(), &format!("copy{i}"), spec, batches * 4 + 10);
+        assert_eq!(records, n as u64, "the copy into {what} read every record");
+        println!("| {what} | {records} | {secs:.2} | {:.0} |", records as f64 / secs);
+    }
 }

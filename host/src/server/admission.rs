@@ -266,6 +266,40 @@ mod tests {
     }
 
     #[test]
+    fn kafka_sinks_need_allowed_brokers_and_get_their_transactional_id_from_the_server() {
+        let allowed = AllowedSockets {
+            sockets: Vec::new(),
+            kafka: vec![("127.0.0.1".into(), 9092)],
+        };
+        let job = |sink: serde_json::Value| {
+            spec(serde_json::json!({
+                "name": "k", "batch_interval": "1s",
+                "source": { "generator": { "format": "words" } },
+                "sink": { "kafka": sink }
+            }))
+        };
+        let ok =
+            job(serde_json::json!({ "bootstrap_servers": "127.0.0.1:9092", "topic": "out", "exactly_once": true }));
+        assert!(problems(&ok, &Quotas::default(), &allowed).is_empty());
+        let bad = job(serde_json::json!({
+            "bootstrap_servers": "10.0.0.1:9092", "topic": "out", "exactly_once": true,
+            "transactional_id": "sluice-t1-j1",
+            "properties": { "ssl.key.location": "/etc/shadow", "transactional.id": "x" }
+        }));
+        let p = problems(&bad, &Quotas::default(), &allowed);
+        assert_eq!(
+            paths(&p),
+            [
+                "sink.kafka.bootstrap_servers",
+                "sink.kafka.properties.ssl.key.location",
+                "sink.kafka.properties.transactional.id",
+                "sink.kafka.transactional_id"
+            ],
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn kafka_sources_need_allowed_brokers_and_name_no_local_files() {
         let allowed = AllowedSockets {
             sockets: Vec::new(),

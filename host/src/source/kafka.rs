@@ -345,6 +345,8 @@ impl KafkaSource {
             .collect();
         // In a replay: the partitions still short of their end.
         let mut short = parts.values().filter(|r| r.short()).count();
+        // Partitions that took their cap: once all have, the batch is full.
+        let mut held = parts.values().filter(|r| r.held).count();
         let mut last_record = Instant::now();
         loop {
             let now = Instant::now();
@@ -354,7 +356,12 @@ impl KafkaSource {
             match ends {
                 Some(_) if short == 0 => break,
                 Some(_) => {}
-                None if now.duration_since(last_record) > QUIET || out.len() >= self.records_max => break,
+                None if now.duration_since(last_record) > QUIET
+                    || out.len() >= self.records_max
+                    || (held > 0 && held == parts.len()) =>
+                {
+                    break;
+                }
                 None => {}
             }
             let Some(msg) = self.consumer.poll((deadline - now).min(Duration::from_millis(10))) else {
@@ -383,11 +390,12 @@ impl KafkaSource {
             };
             if full {
                 r.held = true;
+                held += 1;
                 let held = r.partition.clone();
                 self.hold(&held);
                 continue;
             }
-            last_record = Instant::now();
+            last_record = now;
             out.push(
                 msg.key(),
                 msg.payload().unwrap_or_default(),
