@@ -111,16 +111,21 @@ impl RecordBatch {
         let mut start = 0;
         while start < self.len() || out.is_empty() {
             let end = (start + per).min(self.len());
-            let (from, to) = (self.offset(start), self.offset(end));
-            let mut b = RecordBatch::with_capacity(end - start, to - from);
-            b.offsets
-                .extend(self.offsets[start..end].iter().map(|&o| o - from as u32 + 4));
-            b.buf.extend_from_slice(&self.buf[from..to]);
-            patch_u32(&mut b.buf, 0, (end - start) as u32);
-            out.push(b);
+            out.push(self.slice(start, end));
             start = end;
         }
         out
+    }
+
+    /// Records `start..end` as a batch of their own (one copy of their bytes).
+    pub fn slice(&self, start: usize, end: usize) -> RecordBatch {
+        let (from, to) = (self.offset(start), self.offset(end));
+        let mut b = RecordBatch::with_capacity(end - start, to - from);
+        b.offsets
+            .extend(self.offsets[start..end].iter().map(|&o| o - from as u32 + 4));
+        b.buf.extend_from_slice(&self.buf[from..to]);
+        patch_u32(&mut b.buf, 0, (end - start) as u32);
+        b
     }
 
     /// The batches one after the other, as one.

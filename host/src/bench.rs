@@ -11,6 +11,8 @@
 //! - a 100 ms interval at 1 million lines/s offered (100k lines a batch): batch time p50/p99.
 
 pub mod checkpoints;
+mod curves;
+mod e2e;
 pub mod ingest;
 pub mod isolation;
 
@@ -144,10 +146,19 @@ pub fn run(options: BenchOptions) -> Result<()> {
     if options.ingest {
         return ingest::run(options.quick);
     }
-    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
     let cores = available_cores();
+    println!("# sluice bench: {cores} cores\n");
+    e2e::run(options.quick, cores)?;
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    let dir = std::env::temp_dir().join(format!("sluice-bench-curves-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let curves = curves::run(&runtime, options.quick, cores, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    curves?;
     let scale = if options.quick { 1 } else { 3 };
-    println!("sluice bench: {cores} cores; every figure is processing time only (data generated beforehand)\n");
+    println!(
+        "\n## Micro-benchmarks: `Pipeline::run_batch` only, on data generated beforehand (no source, sink or scheduler)\n"
+    );
 
     println!("word count: 8-word lines (~31 B), Zipf(1) vocabulary of 1,000 words");
     println!(

@@ -561,7 +561,7 @@ mod tests {
         assert_eq!(m.batch_id, 20);
         let s = &states["op"];
         assert_eq!(s.blobs.keys().collect::<Vec<_>>(), ["b2", "b3"]);
-        let mut expected = KeyedMap::new();
+        let mut expected = KeyedMap::default();
         expected.insert(key("a"), vec![9]);
         assert_eq!(s.maps["m"], expected);
         for b in 3..6 {

@@ -13,7 +13,13 @@ use crate::run::{LocalModules, RunIo, RunOptions, dead_letter_writer, rebase_inp
 use crate::runtime::{Runtime, RuntimeConfig};
 
 /// `sluice run JOB_FILE`: runs a job locally, output on stdout.
-pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint: Option<&Path>) -> Result<()> {
+pub fn run_job(
+    path: &Path,
+    batches: Option<u64>,
+    modules: &[String],
+    checkpoint: Option<&Path>,
+    workers: Option<usize>,
+) -> Result<()> {
     let began = std::time::Instant::now();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the job file {}", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -72,7 +78,7 @@ pub fn run_job(path: &Path, batches: Option<u64>, modules: &[String], checkpoint
     };
     let options = RunOptions {
         batches,
-        workers: None,
+        workers,
         limits: None,
         checkpointing,
     };

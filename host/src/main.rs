@@ -106,6 +106,10 @@ enum Command {
         /// `ssc.checkpoint(dir)`).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<std::path::PathBuf>,
+        /// Worker threads for the job's stages (like Spark's `local[N]`) [default: the
+        /// machine's cores].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        workers: Option<u16>,
     },
 }
 
@@ -253,7 +257,8 @@ fn main() -> std::process::ExitCode {
             batches,
             modules,
             checkpoint,
-        } => sluice::cli::run_job(&job, batches, &modules, checkpoint.as_deref()),
+            workers,
+        } => sluice::cli::run_job(&job, batches, &modules, checkpoint.as_deref(), workers.map(usize::from)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

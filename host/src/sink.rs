@@ -62,6 +62,27 @@ pub fn record_text(r: &RecordRef<'_>, ty: ValueType) -> String {
     }
 }
 
+/// Appends `record_text(r, ty)` to `buf`, without allocating for text.
+pub fn write_record_text(buf: &mut Vec<u8>, r: &RecordRef<'_>, ty: ValueType) {
+    if let Some(k) = r.key {
+        buf.push(b'(');
+        buf.extend_from_slice(String::from_utf8_lossy(k).as_bytes());
+        buf.extend_from_slice(b", ");
+    }
+    match (ty, <[u8; 8]>::try_from(r.value)) {
+        (ValueType::I64, Ok(a)) => {
+            let _ = write!(buf, "{}", i64::from_le_bytes(a));
+        }
+        (ValueType::F64, Ok(_)) => {
+            let _ = write!(buf, "{}", value_json(r.value, ty));
+        }
+        _ => buf.extend_from_slice(String::from_utf8_lossy(r.value).as_bytes()),
+    }
+    if r.key.is_some() {
+        buf.push(b')');
+    }
+}
+
 /// A record as one JSON object with its batch.
 pub fn record_json(tick: Tick, r: &RecordRef<'_>, ty: ValueType) -> serde_json::Value {
     serde_json::json!({
@@ -139,5 +160,32 @@ impl Sink for Both {
     ) -> std::io::Result<()> {
         self.1.write_batch(tick, batch, dead_letters)?;
         self.0.write_batch(tick, batch, dead_letters)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_text_is_record_text() {
+        let values: [(ValueType, Vec<u8>); 6] = [
+            (ValueType::Text, b"plain".to_vec()),
+            (ValueType::Text, b"bad \xff utf8".to_vec()),
+            (ValueType::I64, (-7i64).to_le_bytes().to_vec()),
+            (ValueType::I64, b"short".to_vec()),
+            (ValueType::F64, 2.25f64.to_le_bytes().to_vec()),
+            (ValueType::F64, f64::INFINITY.to_le_bytes().to_vec()),
+        ];
+        for (ty, v) in values {
+            for key in [None, Some(&b"k\xfe"[..])] {
+                let mut b = RecordBatch::new();
+                b.push(key, &v, 0);
+                let r = b.iter().next().unwrap();
+                let mut buf = Vec::new();
+                write_record_text(&mut buf, &r, ty);
+                assert_eq!(String::from_utf8(buf).unwrap(), record_text(&r, ty), "{ty:?} {v:?}");
+            }
+        }
     }
 }

@@ -1,8 +1,6 @@
 //! Values by key: reducing a batch per key, and combining (or un-combining, with an inverse) two
 //! keyed partial results. Keys may be absent (`None` is a key of its own).
 
-use std::collections::HashMap;
-
 use rustc_hash::FxHashMap;
 
 use super::EngineError;
@@ -13,8 +11,8 @@ use crate::runtime::RecordError;
 
 /// A record's key (`None`: no key).
 pub type Key = Option<Vec<u8>>;
-/// One value per key.
-pub type KeyedMap = HashMap<Key, Vec<u8>>;
+/// One value per key (hashed with Fx: keys are the job's own data, and the table is per job).
+pub type KeyedMap = FxHashMap<Key, Vec<u8>>;
 
 /// Reduces the values of `batch` per key with `reducer`: one fold (one wasm call) for all keys.
 pub fn reduce_by_key(
@@ -25,7 +23,7 @@ pub fn reduce_by_key(
     if let Reducer::Builtin { builtin, .. } = reducer {
         return fold_builtin_by_key(cx, *builtin, batch);
     }
-    let mut groups: HashMap<Option<&[u8]>, Vec<&[u8]>> = HashMap::new();
+    let mut groups: FxHashMap<Option<&[u8]>, Vec<&[u8]>> = FxHashMap::default();
     for r in batch.iter() {
         groups.entry(r.key).or_default().push(r.value);
     }
@@ -146,6 +144,9 @@ pub fn combine(
     b: &KeyedMap,
     inverse: bool,
 ) -> Result<KeyedMap, EngineError> {
+    if let Reducer::Builtin { builtin, .. } = reducer {
+        return combine_builtin(cx, *builtin, a, b, inverse);
+    }
     let mut keys = Vec::new();
     let mut pairs: Vec<Vec<&[u8]>> = Vec::new();
     for (k, vb) in b {
@@ -167,6 +168,46 @@ pub fn combine(
     Ok(a)
 }
 
+/// `combine` for a built-in: each value folded in place, no per-key allocation but the result's.
+fn combine_builtin(
+    cx: &mut StageContext<'_>,
+    builtin: Builtin,
+    mut a: KeyedMap,
+    b: &KeyedMap,
+    inverse: bool,
+) -> Result<KeyedMap, EngineError> {
+    let mut refused: Vec<(RecordError, Key, [Vec<u8>; 2])> = Vec::new();
+    for (k, vb) in b {
+        match a.get_mut(k) {
+            Some(va) => match builtin.fold_group(&[va.as_slice(), vb.as_slice()], inverse) {
+                Ok(v) => *va = v,
+                // The key keeps its value, as a refused group does in the general path.
+                Err(message) => refused.push((
+                    RecordError {
+                        index: refused.len() as u32,
+                        message,
+                    },
+                    k.clone(),
+                    [va.clone(), vb.clone()],
+                )),
+            },
+            None if !inverse => {
+                a.insert(k.clone(), vb.clone());
+            }
+            None => {}
+        }
+    }
+    if !refused.is_empty() {
+        let errors: Vec<RecordError> = refused.iter().map(|r| r.0.clone()).collect();
+        cx.refuse(&errors, |i| {
+            let (_, k, values) = &refused[i as usize];
+            let values: Vec<String> = values.iter().map(|v| lossy(v)).collect();
+            (k.as_deref().map(lossy), format!("values {values:?}"))
+        })?;
+    }
+    Ok(a)
+}
+
 /// Pairs keys with their folded values; groups in error go through the job's policy.
 fn collect(
     cx: &mut StageContext<'_>,
@@ -174,7 +215,7 @@ fn collect(
     inputs: &[Vec<&[u8]>],
     folded: Vec<Folded>,
 ) -> Result<KeyedMap, EngineError> {
-    let mut out = KeyedMap::with_capacity(folded.len());
+    let mut out = KeyedMap::with_capacity_and_hasher(folded.len(), Default::default());
     let mut refused = Vec::new();
     let keys: Vec<Key> = keys.collect();
     for (i, (k, f)) in keys.iter().zip(folded).enumerate() {
@@ -198,10 +239,24 @@ fn collect(
 /// The map as a batch, sorted by key, every record at `time_ms`, each value `finish`ed by the
 /// reducer that made it (an average's partial becomes the average).
 pub fn to_batch(map: &KeyedMap, reducer: &Reducer, time_ms: i64) -> RecordBatch {
-    let mut entries: Vec<_> = map.iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out = RecordBatch::with_capacity(entries.len(), entries.len() * 32);
-    for (k, v) in entries {
+    // Sorted by each key's first 8 bytes first (one integer compare), then by the whole key.
+    let prefix = |k: &Key| -> u64 {
+        k.as_deref().map_or(0, |k| {
+            let mut p = [0u8; 8];
+            let n = k.len().min(8);
+            p[..n].copy_from_slice(&k[..n]);
+            // Keys order after no key, and by their bytes: a present key's prefix is >= 1.
+            u64::from_be_bytes(p).saturating_add(1).max(1)
+        })
+    };
+    let mut entries: Vec<(u64, &Key, &Vec<u8>)> = map.iter().map(|(k, v)| (prefix(k), k, v)).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    let bytes: usize = entries
+        .iter()
+        .map(|(_, k, v)| 16 + k.as_ref().map_or(0, Vec::len) + v.len())
+        .sum();
+    let mut out = RecordBatch::with_capacity(entries.len(), bytes);
+    for (_, k, v) in entries {
         out.push(k.as_deref(), &reducer.finish(v), time_ms);
     }
     out

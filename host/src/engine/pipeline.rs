@@ -157,10 +157,12 @@ impl Pipeline {
             let mut cx = StageContext::new(&self.runtime, &self.workers, self.policy, tick, &stage.name);
             data = match (stage.op.partitioned(), data) {
                 (Some(op), Some(input)) if cx.partitions_for(input.len()) > 1 => {
-                    let parts = numbered_parts(&input, cx.partitions_for(input.len()));
-                    let outs = cx.parallel(parts, |cx, (first, part)| {
-                        cx.first_record = first;
-                        op.on_partition(cx, part)
+                    let parts = part_ranges(input.len(), cx.partitions_for(input.len()));
+                    let outs = cx.parallel(parts, |cx, (start, end)| {
+                        cx.first_record = start as u32;
+                        // Each part is copied out when its worker takes it: a batch is never
+                        // held twice.
+                        op.on_partition(cx, input.slice(start, end))
                     })?;
                     Some(RecordBatch::concat(&outs))
                 }
@@ -213,17 +215,17 @@ impl Pipeline {
             return Ok(None);
         };
         let cx = StageContext::new(&self.runtime, &self.workers, self.policy, tick, &first.name);
-        let parts = numbered_parts(input, cx.partitions_for(input.len()));
+        let parts = part_ranges(input.len(), cx.partitions_for(input.len()));
         let records_in = input.len() as u64;
         let (runtime, workers, policy) = (&*self.runtime, &self.workers, self.policy);
         let (name_a, name_b) = (first.name.as_str(), second.name.as_str());
         let results: Vec<_> = self.workers.install(|| {
             parts
                 .into_par_iter()
-                .map(|(start, part)| {
+                .map(|(start, end)| {
                     let mut a = StageContext::new(runtime, workers, policy, tick, name_a);
-                    a.first_record = start;
-                    let out = op.on_partition(&mut a, part)?;
+                    a.first_record = start as u32;
+                    let out = op.on_partition(&mut a, input.slice(start, end))?;
                     // Indexes of refused records in the second stage count from this part's output.
                     let mut b = StageContext::new(runtime, workers, policy, tick, name_b);
                     let folds = keyed::fold_part(&mut b, builtin, &out)?;
@@ -277,15 +279,11 @@ impl Pipeline {
     }
 }
 
-/// `input` in `n` parts, each with the index of its first record.
-fn numbered_parts(input: &RecordBatch, n: usize) -> Vec<(u32, RecordBatch)> {
-    let mut first = 0u32;
-    input
-        .split(n)
-        .into_iter()
-        .map(|p| {
-            first += p.len() as u32;
-            (first - p.len() as u32, p)
-        })
+/// `len` records in at most `n` contiguous ranges of about equal size (as `RecordBatch::split`).
+fn part_ranges(len: usize, n: usize) -> Vec<(usize, usize)> {
+    let parts = n.clamp(1, len.max(1));
+    let per = len.div_ceil(parts).max(1);
+    (0..len.div_ceil(per).max(1))
+        .map(|p| (p * per, ((p + 1) * per).min(len)))
         .collect()
 }

@@ -51,7 +51,7 @@ impl Builtin {
         }
     }
 
-    fn fold_group(self, values: &[&[u8]], inverse: bool) -> Folded {
+    pub(crate) fn fold_group(self, values: &[&[u8]], inverse: bool) -> Folded {
         if self == Builtin::Avg {
             let (mut sum, mut count) = pair(values[0])?;
             for v in &values[1..] {

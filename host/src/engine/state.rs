@@ -119,7 +119,7 @@ impl BlobSet {
 /// Tracks the keys of a keyed map that changed since the last snapshot.
 #[derive(Debug, Default)]
 pub struct DirtyKeys {
-    keys: HashSet<Key>,
+    keys: rustc_hash::FxHashSet<Key>,
 }
 
 impl DirtyKeys {
@@ -176,7 +176,7 @@ pub fn map_bytes(map: &KeyedMap) -> Vec<u8> {
 pub fn map_from_bytes(b: &[u8]) -> Result<KeyedMap, StateError> {
     let mut r = Cursor(b);
     let n = r.u32()?;
-    let mut map = KeyedMap::with_capacity((n as usize).min(1 << 20));
+    let mut map = KeyedMap::with_capacity_and_hasher((n as usize).min(1 << 20), Default::default());
     for _ in 0..n {
         let key = match r.take(1)?[0] {
             0 => None,
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn maps_batches_and_keys_read_back() {
-        let mut m = KeyedMap::new();
+        let mut m = KeyedMap::default();
         m.insert(None, vec![1, 2]);
         m.insert(Some(b"k".to_vec()), vec![]);
         m.insert(Some(Vec::new()), vec![9; 8]);
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn dirty_keys_put_what_is_there_and_remove_what_went() {
-        let mut map = KeyedMap::new();
+        let mut map = KeyedMap::default();
         map.insert(Some(b"a".to_vec()), vec![1]);
         let mut dirty = DirtyKeys::default();
         dirty.mark([Some(b"a".to_vec()), Some(b"gone".to_vec())].iter());

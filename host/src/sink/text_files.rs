@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use super::{Sink, record_text};
+use super::{Sink, write_record_text};
 use crate::batch::RecordBatch;
 use crate::engine::Tick;
 use crate::job::spec::ValueType;
@@ -16,12 +16,18 @@ pub struct TextFilesSink {
     prefix: String,
     suffix: Option<String>,
     ty: ValueType,
+    buf: Vec<u8>,
 }
 
 impl TextFilesSink {
     /// Files named `prefix-TIME[.suffix]`.
     pub fn new(prefix: String, suffix: Option<String>, ty: ValueType) -> TextFilesSink {
-        TextFilesSink { prefix, suffix, ty }
+        TextFilesSink {
+            prefix,
+            suffix,
+            ty,
+            buf: Vec::new(),
+        }
     }
 
     /// The file for batch time `time_ms`.
@@ -47,12 +53,18 @@ impl Sink for TextFilesSink {
             ".{}.tmp",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("batch")
         ));
+        self.buf.clear();
+        for r in batch.iter() {
+            write_record_text(&mut self.buf, &r, self.ty);
+            self.buf.push(b'\n');
+        }
         {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-            for r in batch.iter() {
-                writeln!(f, "{}", record_text(&r, self.ty))?;
-            }
-            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&self.buf)?;
+            f.sync_all()?;
+        }
+        if self.buf.capacity() > (64 << 20) {
+            self.buf = Vec::new();
         }
         std::fs::rename(&tmp, &path)?;
         // The rename is durable once the directory is.

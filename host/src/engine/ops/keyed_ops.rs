@@ -70,7 +70,7 @@ impl UpdateStateByKey {
     pub fn new(reducer: Reducer) -> UpdateStateByKey {
         UpdateStateByKey {
             reducer,
-            state: KeyedMap::new(),
+            state: KeyedMap::default(),
             dirty: DirtyKeys::default(),
         }
     }

@@ -57,12 +57,12 @@ impl PaneQueue {
     }
 
     fn flip(&mut self, cx: &mut StageContext<'_>, reducer: &Reducer) -> Result<(), EngineError> {
-        let mut running = KeyedMap::new();
+        let mut running = KeyedMap::default();
         for (end, pane) in std::mem::take(&mut self.back).into_iter().rev() {
             running = combine(cx, reducer, running, &pane, false)?;
             self.front.push((end, running.clone()));
         }
-        self.back_fold = KeyedMap::new();
+        self.back_fold = KeyedMap::default();
         Ok(())
     }
 

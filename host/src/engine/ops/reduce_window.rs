@@ -12,6 +12,7 @@
 //! Both do work per slide that does not grow with `length / slide`, and keep state bounded by
 //! the window.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::keyed_ops::values_as_keys;
@@ -132,35 +133,37 @@ impl ReduceByKeyAndWindow {
             WindowOutput::CountByValue => values_as_keys(&input),
         }
     }
+}
 
-    fn finish(&self, map: &KeyedMap, time_ms: i64) -> RecordBatch {
-        match self.output {
-            WindowOutput::ByKey | WindowOutput::CountByValue => to_batch(map, &self.reducer, time_ms),
-            WindowOutput::Values | WindowOutput::Count => {
-                let mut out = RecordBatch::new();
-                for v in map.values() {
-                    out.push(None, &self.reducer.finish(v), time_ms);
-                }
-                out
+/// The window's map as the stage's output.
+fn finish(output: WindowOutput, reducer: &Reducer, map: &KeyedMap, time_ms: i64) -> RecordBatch {
+    match output {
+        WindowOutput::ByKey | WindowOutput::CountByValue => to_batch(map, reducer, time_ms),
+        WindowOutput::Values | WindowOutput::Count => {
+            let mut out = RecordBatch::new();
+            for v in map.values() {
+                out.push(None, &reducer.finish(v), time_ms);
             }
+            out
         }
     }
 }
 
-/// Folds the partials with time in `(after, until]` into one map.
-fn fold_range(
+/// Folds the partials with time in `(after, until]` into one map (borrowed when it is one
+/// partial: the usual slide of one batch).
+fn fold_range<'p>(
     cx: &mut StageContext<'_>,
     reducer: &Reducer,
-    partials: &VecDeque<(i64, KeyedMap)>,
+    partials: &'p VecDeque<(i64, KeyedMap)>,
     after: i64,
     until: i64,
-) -> Result<Option<KeyedMap>, EngineError> {
-    let mut acc: Option<KeyedMap> = None;
+) -> Result<Option<Cow<'p, KeyedMap>>, EngineError> {
+    let mut acc: Option<Cow<'p, KeyedMap>> = None;
     for (t, p) in partials {
         if *t > after && *t <= until {
             acc = Some(match acc {
-                None => p.clone(),
-                Some(a) => combine(cx, reducer, a, p, false)?,
+                None => Cow::Borrowed(p),
+                Some(a) => Cow::Owned(combine(cx, reducer, a.into_owned(), p, false)?),
             });
         }
     }
@@ -215,8 +218,9 @@ impl Operator for ReduceByKeyAndWindow {
                 while partials.front().is_some_and(|(pt, _)| *pt <= t - length) {
                     partials.pop_front();
                 }
-                *previous = Some(value.clone());
-                value
+                // The output is made from the kept state itself: no copy of the window.
+                let kept = previous.insert(value);
+                return Ok(Some(finish(self.output, &self.reducer, kept, cx.tick.time_ms)));
             }
             Strategy::Panes {
                 pane_ms,
@@ -242,7 +246,7 @@ impl Operator for ReduceByKeyAndWindow {
                 value
             }
         };
-        Ok(Some(self.finish(&state, cx.tick.time_ms)))
+        Ok(Some(finish(self.output, &self.reducer, &state, cx.tick.time_ms)))
     }
 
     fn state_kind(&self) -> Option<StateKind> {
@@ -282,7 +286,7 @@ impl Operator for ReduceByKeyAndWindow {
                         Box::new(|| vec![u8::from(previous.is_some())]) as Box<dyn FnOnce() -> Vec<u8>>,
                     )));
                 self.stored.delta(full, blobs, &mut delta, &["previous_set"]);
-                let empty = KeyedMap::new();
+                let empty = KeyedMap::default();
                 self.dirty
                     .delta(full, "previous", previous.as_ref().unwrap_or(&empty), &mut delta);
             }
