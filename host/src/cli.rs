@@ -122,8 +122,22 @@ pub fn run_job(
         return Ok(());
     }
     let done = done.map_err(|e| anyhow::anyhow!("job {name:?} failed: {e}"))?;
-    tracing::info!("job {name:?} ran {done} batches");
+    match peak_rss_mb() {
+        Some(mb) => tracing::info!(
+            "job {name:?} ran {done} batches in {:.2} s, peak RSS {mb:.1} MB",
+            began.elapsed().as_secs_f64()
+        ),
+        None => tracing::info!("job {name:?} ran {done} batches"),
+    }
     Ok(())
+}
+
+/// This process's peak resident memory so far (`VmHWM`), in MB, where /proc tells it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Where local runs keep compiled modules between runs (a second run of the same module starts

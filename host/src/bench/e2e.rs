@@ -61,14 +61,15 @@ fn input(dir: &Path, name: &str, format: GeneratorFormat, lines: usize, batches:
     Ok((path, text_bytes))
 }
 
-/// Runs `sluice run SPEC --workers N` (this binary) and waits for it: its wall time and peak
-/// RSS (`wait4`'s `ru_maxrss`).
+/// Runs `sluice run SPEC --workers N` (this binary) and waits for it: its wall time and the
+/// peak RSS it reports (`VmHWM` after its exec; `wait4`'s `ru_maxrss` would count this
+/// process's memory at the fork too).
 fn sluice_run(dir: &Path, spec: &serde_json::Value, workers: usize) -> Result<Run> {
     let file = dir.join("job.json");
     std::fs::write(&file, spec.to_string())?;
     let exe = std::env::current_exe()?;
     let t = Instant::now();
-    let child = Command::new(exe)
+    let out = Command::new(exe)
         .args([
             "run",
             file.to_str().unwrap_or_default(),
@@ -76,23 +77,21 @@ fn sluice_run(dir: &Path, spec: &serde_json::Value, workers: usize) -> Result<Ru
             &workers.to_string(),
         ])
         .env("SLUICE_CACHE_DIR", dir.join("cache"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,sluice::cli=info")
+        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
-        .spawn()
+        .output()
         .context("sluice run")?;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 writes it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our child's, not yet waited for; both pointers are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     let seconds = t.elapsed().as_secs_f64();
-    if pid < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("sluice run of {spec} failed (status {status})");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("sluice run of {spec} failed: {stderr}");
     }
-    Ok(Run {
-        seconds,
-        rss_mb: usage.ru_maxrss as f64 / 1024.0,
-    })
+    let rss_mb = stderr
+        .lines()
+        .find_map(|l| l.split("peak RSS ").nth(1)?.split(' ').next()?.parse().ok())
+        .context("sluice run did not report its peak RSS")?;
+    Ok(Run { seconds, rss_mb })
 }
 
 fn spec(name: &str, input: &Path, stages: serde_json::Value, out: &Path) -> serde_json::Value {
