@@ -12,6 +12,7 @@
 
 pub mod checkpoints;
 mod curves;
+mod density;
 mod e2e;
 pub mod ingest;
 pub mod isolation;
@@ -40,6 +41,8 @@ pub struct BenchOptions {
     pub checkpoints: bool,
     /// Measure durable HTTP ingest on a real server instead.
     pub ingest: bool,
+    /// Only the density figures (many light jobs of many tenants on a real server).
+    pub density: bool,
 }
 
 struct Case {
@@ -146,6 +149,9 @@ pub fn run(options: BenchOptions) -> Result<()> {
     if options.ingest {
         return ingest::run(options.quick);
     }
+    if options.density {
+        return density::run(options.quick);
+    }
     let cores = available_cores();
     println!("# sluice bench: {cores} cores\n");
     e2e::run(options.quick, cores)?;
@@ -155,6 +161,7 @@ pub fn run(options: BenchOptions) -> Result<()> {
     let curves = curves::run(&runtime, options.quick, cores, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     curves?;
+    density::run(options.quick)?;
     let scale = if options.quick { 1 } else { 3 };
     println!(
         "\n## Micro-benchmarks: `Pipeline::run_batch` only, on data generated beforehand (no source, sink or scheduler)\n"

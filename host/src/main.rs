@@ -52,6 +52,10 @@ enum Command {
         /// Measure durable HTTP ingest on a real server instead: records/s acknowledged.
         #[arg(long)]
         ingest: bool,
+        /// Only the density figures: 1,000 light jobs of 100 tenants on a real server (RSS and
+        /// threads a job, scheduling delay p99). The full `sluice bench` prints them last.
+        #[arg(long)]
+        density: bool,
     },
     /// Serves the platform: the REST API over the SQLite registry in the data directory, with
     /// the jobs that were running when it last stopped.
@@ -238,11 +242,13 @@ fn main() -> std::process::ExitCode {
             isolation,
             checkpoints,
             ingest,
+            density,
         } => sluice::bench::run(sluice::bench::BenchOptions {
             quick,
             isolation,
             checkpoints,
             ingest,
+            density,
         }),
         Command::Serve(args) => args.options().and_then(sluice::server::serve),
         Command::CompileModule {

@@ -137,7 +137,12 @@ impl Server {
             .unwrap_or_default())
     }
 
-    fn rss_mib(&self) -> Result<f64> {
+    /// The server's process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(super) fn rss_mib(&self) -> Result<f64> {
         let url = format!("{}/metrics", self.base);
         let mut resp = self
             .agent
