@@ -142,40 +142,43 @@ impl Broker {
 
     /// Writes `records` (key, value) to `topic`, and waits until the broker has them all.
     pub fn produce(&self, topic: &str, records: &[(String, String)]) {
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create()
-            .unwrap();
-        for (k, v) in records {
-            let mut record = BaseRecord::to(topic).key(k).payload(v);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        record = r;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-        }
-        producer
-            .flush(Duration::from_secs(30))
-            .expect("the broker took every record");
+        self.send_all(records.iter().map(|(k, v)| BaseRecord::to(topic).key(k).payload(v)));
+    }
+
+    /// Writes `lines` to `topic`, line `i` with key `k{i}`, and waits until the broker has them.
+    pub fn produce_lines(&self, topic: &str, lines: &[String]) {
+        let keys: Vec<String> = (0..lines.len()).map(|i| format!("k{i}")).collect();
+        self.send_all(
+            keys.iter()
+                .zip(lines)
+                .map(|(k, v)| BaseRecord::to(topic).key(k).payload(v)),
+        );
     }
 
     /// Writes `values` to partition `partition` of `topic` (no keys), and waits until the broker
     /// has them all.
     pub fn produce_to(&self, topic: &str, partition: i32, values: &[String]) {
+        self.send_all(
+            values
+                .iter()
+                .map(|v| BaseRecord::<(), String>::to(topic).partition(partition).payload(v)),
+        );
+    }
+
+    /// Sends `records` with an idempotent producer (waiting while its queue is full), and
+    /// waits until the broker has them all.
+    fn send_all<'a, K, P>(&self, records: impl Iterator<Item = BaseRecord<'a, K, P>>)
+    where
+        K: rdkafka::message::ToBytes + ?Sized + 'a,
+        P: rdkafka::message::ToBytes + ?Sized + 'a,
+    {
         let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .create()
             .unwrap();
-        for v in values {
-            let mut record = BaseRecord::<(), String>::to(topic).partition(partition).payload(v);
+        for mut record in records {
             loop {
                 match producer.send(record) {
                     Ok(()) => break,

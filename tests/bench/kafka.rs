@@ -81,12 +81,7 @@ fn main() {
     let broker = Broker::start();
     broker.topic("log_topic", 4);
     let t = Instant::now();
-    let keyed: Vec<(String, String)> = all
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (format!("k{i}"), l.clone()))
-        .collect();
-    broker.produce("log_topic", &keyed);
+    broker.produce_lines("log_topic", &all);
     let produced = t.elapsed().as_secs_f64();
 
     let out_b = dir.path().join("out-batches");

@@ -20,6 +20,7 @@ use serde_json::json;
 use sluice_tests::kafka_broker::Broker;
 
 use super::authoring::sluice_in;
+use sluice_tests::Finished;
 
 /// Log lines of the seed's second scenario (`timestamp|level|message`) over ten minutes, a
 /// third of them `ERROR`.
@@ -45,28 +46,25 @@ fn errors_per_minute(source: serde_json::Value) -> serde_json::Value {
     sluice_tests::errors_per_minute(source, json!({ "jsonl": {} }), "500ms")
 }
 
-#[test]
-fn scenario_2_from_a_kafka_topic_gives_the_batches_sources_answer() {
+/// Runs `job` (a spec for a source) twice: from `topic` holding `lines` (4 partitions, at most
+/// 40 records a partition a batch, as many batches as it takes), and from a `batches` file
+/// holding the same lines as one batch. Both outputs, each run checked to succeed.
+fn from_kafka_and_file(
+    topic: &str,
+    lines: &[String],
+    job: impl Fn(serde_json::Value) -> serde_json::Value,
+) -> (Finished, Finished) {
     let broker = Broker::start();
-    broker.topic("log_topic", 4);
-    let lines = log_lines();
-    let keyed: Vec<(String, String)> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (format!("k{i}"), l.clone()))
-        .collect();
-    broker.produce("log_topic", &keyed);
-
+    broker.topic(topic, 4);
+    broker.produce_lines(topic, lines);
     let dir = tempfile::tempdir().unwrap();
-    let kafka = errors_per_minute(json!({ "kafka": {
-        "bootstrap_servers": broker.addr, "topics": ["log_topic"], "max_records_per_partition": 40 } }));
+    let kafka = job(json!({ "kafka": {
+        "bootstrap_servers": broker.addr, "topics": [topic], "max_records_per_partition": 40 } }));
     std::fs::write(dir.path().join("kafka.json"), kafka.to_string()).unwrap();
-    // The same lines as one batch of the `batches` source.
-    let batches_file = dir.path().join("logs.jsonl");
-    std::fs::write(&batches_file, format!("{}\n", serde_json::to_string(&lines).unwrap())).unwrap();
-    let reference = errors_per_minute(json!({ "batches": { "path": batches_file.to_str().unwrap() } }));
+    let batches_file = dir.path().join("lines.jsonl");
+    std::fs::write(&batches_file, format!("{}\n", serde_json::to_string(lines).unwrap())).unwrap();
+    let reference = job(json!({ "batches": { "path": batches_file.to_str().unwrap() } }));
     std::fs::write(dir.path().join("reference.json"), reference.to_string()).unwrap();
-
     // 4 partitions x 40 records a batch at most: all the lines within the batches run.
     let batches = (lines.len() / 160 + 6).to_string();
     let from_kafka = sluice_in(
@@ -77,6 +75,12 @@ fn scenario_2_from_a_kafka_topic_gives_the_batches_sources_answer() {
     assert!(from_kafka.success, "{}", from_kafka.stderr);
     let expected = sluice_in(dir.path(), &["run", "reference.json"], &[("SLUICE_CACHE_DIR", "")]);
     assert!(expected.success, "{}", expected.stderr);
+    (from_kafka, expected)
+}
+
+#[test]
+fn scenario_2_from_a_kafka_topic_gives_the_batches_sources_answer() {
+    let (from_kafka, expected) = from_kafka_and_file("log_topic", &log_lines(), errors_per_minute);
     let got = totals(&from_kafka.stdout);
     assert!(!got.is_empty());
     assert_eq!(
@@ -237,6 +241,15 @@ fn a_server_job_reads_an_allowed_broker_and_reports_its_lag() {
     let (status, body) = super::harness::post_spec(&s, "/api/v1/jobs", &token, &named);
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("sink.kafka.transactional_id"), "{body}");
+    // A client property that would make the server's client read one of its host's files.
+    let mut local = job(&broker.addr);
+    local["source"]["kafka"]["properties"] = json!({ "ssl.ca.location": "/etc/shadow" });
+    let (status, body) = super::harness::post_spec(&s, "/api/v1/jobs", &token, &local);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("source.kafka.properties.ssl.ca.location"),
+        "{body}"
+    );
     let id = super::harness::create_and_start(&s, &token, &job(&broker.addr));
     let reports = super::harness::eventually(Duration::from_secs(30), || {
         let (_, b) = super::harness::call("GET", &s.url(&format!("/api/v1/jobs/{id}/batches")), Some(&token), None);
@@ -307,15 +320,6 @@ fn last_batch(stdout: &str) -> BTreeMap<String, i64> {
 /// the `batches` source's one batch of the same lines.
 #[test]
 fn scenario_3_from_a_kafka_topic_gives_the_batches_sources_answer() {
-    let broker = Broker::start();
-    broker.topic("user_behavior_topic", 4);
-    let lines = behavior_lines();
-    let keyed: Vec<(String, String)> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (format!("k{i}"), l.clone()))
-        .collect();
-    broker.produce("user_behavior_topic", &keyed);
     let clicks = |source: serde_json::Value| {
         json!({
             "name": "clicks per user",
@@ -331,24 +335,7 @@ fn scenario_3_from_a_kafka_topic_gives_the_batches_sources_answer() {
             "sink": { "jsonl": {} }
         })
     };
-    let dir = tempfile::tempdir().unwrap();
-    let kafka = clicks(json!({ "kafka": {
-        "bootstrap_servers": broker.addr, "topics": ["user_behavior_topic"], "max_records_per_partition": 40 } }));
-    std::fs::write(dir.path().join("kafka.json"), kafka.to_string()).unwrap();
-    let batches_file = dir.path().join("behavior.jsonl");
-    std::fs::write(&batches_file, format!("{}\n", serde_json::to_string(&lines).unwrap())).unwrap();
-    let reference = clicks(json!({ "batches": { "path": batches_file.to_str().unwrap() } }));
-    std::fs::write(dir.path().join("reference.json"), reference.to_string()).unwrap();
-
-    let batches = (lines.len() / 160 + 6).to_string();
-    let from_kafka = sluice_in(
-        dir.path(),
-        &["run", "kafka.json", "--batches", &batches],
-        &[("SLUICE_CACHE_DIR", "")],
-    );
-    assert!(from_kafka.success, "{}", from_kafka.stderr);
-    let expected = sluice_in(dir.path(), &["run", "reference.json"], &[("SLUICE_CACHE_DIR", "")]);
-    assert!(expected.success, "{}", expected.stderr);
+    let (from_kafka, expected) = from_kafka_and_file("user_behavior_topic", &behavior_lines(), clicks);
     let want = last_batch(&expected.stdout);
     assert_eq!(want.len(), 13, "13 users clicked: {want:?}");
     assert_eq!(want.values().sum::<i64>(), 1000, "half the lines are clicks");

@@ -194,13 +194,13 @@ pub fn run(runtime: &Arc<Runtime>, quick: bool, cores: usize, dir: &Path) -> Res
     println!("\n## Cost growth: stages (wasm filters keeping every line), 100,000 lines a batch, 1 worker\n");
     println!("| stages | ms a batch | ns a line a stage |");
     println!("| --- | --- | --- |");
+    // ERROR lines only: every filter keeps every line.
+    let path = dir.join("errors.jsonl");
+    error_lines(&path, 100_000, 12)?;
     for stages in [1usize, 2, 5, 10, 20] {
         let list: Vec<serde_json::Value> = (0..stages)
             .map(|_| json!({ "filter": { "udf": "examples", "function": "is_error" } }))
             .collect();
-        // ERROR lines only: every filter keeps every line.
-        let path = dir.join("errors.jsonl");
-        error_lines(&path, 100_000, 12)?;
         let spec = json!({
             "name": "stages", "batch_interval": "1s",
             "modules": { "examples": "builtin:examples" },

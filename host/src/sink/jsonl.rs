@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{Sink, record_json};
+use super::{Sink, value_json};
 use crate::batch::RecordBatch;
 use crate::engine::Tick;
 use crate::job::spec::ValueType;
@@ -27,7 +27,7 @@ impl JsonlSink {
 }
 
 /// Appends `r` as one line, exactly as `record_json` serializes, without building its value.
-pub fn write_line(buf: &mut Vec<u8>, tick: Tick, r: &sluice_abi::RecordRef<'_>, ty: ValueType) {
+fn write_line(buf: &mut Vec<u8>, tick: Tick, r: &sluice_abi::RecordRef<'_>, ty: ValueType) {
     use std::io::Write as _;
     let _ = write!(buf, "{{\"batch\":{},\"key\":", tick.batch_id);
     match r.key {
@@ -40,8 +40,7 @@ pub fn write_line(buf: &mut Vec<u8>, tick: Tick, r: &sluice_abi::RecordRef<'_>, 
             let _ = write!(buf, "{}", i64::from_le_bytes(a));
         }
         (ValueType::F64, Ok(_)) => {
-            let v = record_json(tick, r, ty);
-            let _ = serde_json::to_writer(&mut *buf, &v["value"]);
+            let _ = serde_json::to_writer(&mut *buf, &value_json(r.value, ty));
         }
         _ => json_text(buf, r.value),
     }
@@ -72,6 +71,7 @@ impl Sink for JsonlSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::record_json;
 
     /// Writes through a shared buffer and counts the writes.
     #[derive(Clone, Default)]

@@ -207,10 +207,7 @@ impl KafkaSource {
                 return self.failed(format!("cannot assign the partitions: {e}"));
             }
         }
-        self.status.error = None;
-        self.backoff = Duration::from_secs(1);
-        self.retry_at = None;
-        true
+        self.recovered()
     }
 
     /// Learns the topics' partitions (new ones start from `start`) and assigns them all; an
@@ -255,6 +252,11 @@ impl KafkaSource {
                 return self.failed(format!("cannot assign the partitions: {e}"));
             }
         }
+        self.recovered()
+    }
+
+    /// The brokers answered: no error, and the back-off starts over.
+    fn recovered(&mut self) -> bool {
         self.status.error = None;
         self.backoff = Duration::from_secs(1);
         self.retry_at = None;

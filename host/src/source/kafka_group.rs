@@ -78,13 +78,11 @@ pub struct Membership {
     owned: BTreeSet<Partition>,
 }
 
-/// What changed in this process's share of the partitions.
+/// What this process gained of the partitions (what it lost, the caller sees in `owns`).
 #[derive(Debug, Default)]
 pub struct Change {
     /// Partitions gained, each with the group's committed offset (if any).
     pub gained: Vec<(Partition, Option<i64>)>,
-    /// Partitions lost.
-    pub lost: Vec<Partition>,
 }
 
 impl Membership {
@@ -141,12 +139,8 @@ impl Membership {
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
-        let lost: Vec<Partition> = self.owned.difference(&now).cloned().collect();
         let gained: Vec<Partition> = now.difference(&self.owned).cloned().collect();
-        let mut change = Change {
-            lost,
-            gained: Vec::new(),
-        };
+        let mut change = Change::default();
         if !gained.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for p in &gained {
@@ -167,12 +161,12 @@ impl Membership {
                 })
                 .collect();
         }
-        {
-            let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-            for p in &change.lost {
-                shared.ends.remove(p);
-            }
-        }
+        // The ends of partitions gone are no longer this process's to commit.
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ends
+            .retain(|p, _| now.contains(p));
         self.owned = now;
         match error {
             Some(e) if self.owned.is_empty() => Err(e),
