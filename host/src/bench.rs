@@ -16,6 +16,7 @@ mod density;
 mod e2e;
 pub mod ingest;
 pub mod isolation;
+mod nexmark;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +44,8 @@ pub struct BenchOptions {
     pub ingest: bool,
     /// Only the density figures (many light jobs of many tenants on a real server).
     pub density: bool,
+    /// Only the Nexmark figures.
+    pub nexmark: bool,
 }
 
 struct Case {
@@ -152,9 +155,13 @@ pub fn run(options: BenchOptions) -> Result<()> {
     if options.density {
         return density::run(options.quick);
     }
+    if options.nexmark {
+        return nexmark::run(options.quick);
+    }
     let cores = available_cores();
     println!("# sluice bench: {cores} cores\n");
     e2e::run(options.quick, cores)?;
+    nexmark::run(options.quick)?;
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
     let dir = std::env::temp_dir().join(format!("sluice-bench-curves-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

@@ -56,6 +56,10 @@ enum Command {
         /// threads a job, scheduling delay p99). The full `sluice bench` prints them last.
         #[arg(long)]
         density: bool,
+        /// Only the Nexmark figures: q0, q1, q2, q5 and q7 end to end, events/s per core. The
+        /// full `sluice bench` prints them after word count.
+        #[arg(long)]
+        nexmark: bool,
     },
     /// Serves the platform: the REST API over the SQLite registry in the data directory, with
     /// the jobs that were running when it last stopped.
@@ -243,12 +247,14 @@ fn main() -> std::process::ExitCode {
             checkpoints,
             ingest,
             density,
+            nexmark,
         } => sluice::bench::run(sluice::bench::BenchOptions {
             quick,
             isolation,
             checkpoints,
             ingest,
             density,
+            nexmark,
         }),
         Command::Serve(args) => args.options().and_then(sluice::server::serve),
         Command::CompileModule {

@@ -168,7 +168,7 @@ impl ModuleResolver for LocalModules {
         let Some(location) = self.paths.get(name) else {
             let known: Vec<_> = self.paths.keys().cloned().collect();
             return Err(format!(
-                "no module `{name}`: add it to `modules` in the spec (a path to its .wasm, or builtin:examples) or pass --module {name}=PATH (known: {})",
+                "no module `{name}`: add it to `modules` in the spec (a path to its .wasm, builtin:examples or builtin:nexmark) or pass --module {name}=PATH (known: {})",
                 if known.is_empty() {
                     "none".to_owned()
                 } else {
@@ -178,6 +178,7 @@ impl ModuleResolver for LocalModules {
         };
         let bytes = match location.as_str() {
             "builtin:examples" => sluice_udf_artifacts::EXAMPLES.to_vec(),
+            "builtin:nexmark" => sluice_udf_artifacts::NEXMARK.to_vec(),
             path => std::fs::read(self.base.join(path)).map_err(|e| {
                 format!(
                     "cannot read module `{name}` from {}: {e}",
@@ -204,7 +205,11 @@ pub fn rebase_inputs(source: &mut SourceSpec, base: &Path) {
             *path = base.join(&*path).display().to_string();
         }
         SourceSpec::Union(parts) => parts.iter_mut().for_each(|p| rebase_inputs(p, base)),
-        SourceSpec::Socket { .. } | SourceSpec::Generator { .. } | SourceSpec::Http { .. } | SourceSpec::Kafka(_) => {}
+        SourceSpec::Socket { .. }
+        | SourceSpec::Generator { .. }
+        | SourceSpec::Nexmark(_)
+        | SourceSpec::Http { .. }
+        | SourceSpec::Kafka(_) => {}
     }
 }
 

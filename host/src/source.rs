@@ -9,6 +9,7 @@ pub mod http;
 pub mod ingest_log;
 pub mod kafka;
 mod kafka_group;
+pub mod nexmark;
 mod socket;
 
 use crate::batch::RecordBatch;
@@ -166,6 +167,13 @@ pub fn open_with(
             )
             .with_batches(*batches),
         ),
+        SourceSpec::Nexmark(n) => Box::new(nexmark::NexmarkSource::new(
+            n.seed,
+            n.events_per_s.unwrap_or(nexmark::EVENTS_PER_S_DEFAULT),
+            n.events,
+            n.paced,
+            batch_ms,
+        )),
         SourceSpec::Http { buffer_records } => {
             let records = buffer_records
                 .unwrap_or(http::BUFFER_RECORDS_DEFAULT)

@@ -21,6 +21,7 @@ mod kafka;
 mod live_sources;
 mod load_errors;
 mod native_parity;
+mod nexmark;
 mod poison;
 mod readme;
 mod run_jobs;

@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The crates built, and the name of the constant each becomes in `src/lib.rs`.
-const CRATES: &[(&str, &str)] = &[("sluice-udf-examples", "EXAMPLES"), ("sluice-udf-hostile", "HOSTILE")];
+const CRATES: &[(&str, &str)] = &[
+    ("sluice-udf-examples", "EXAMPLES"),
+    ("sluice-udf-nexmark", "NEXMARK"),
+    ("sluice-udf-hostile", "HOSTILE"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -18,7 +22,14 @@ fn main() {
         .join("../..")
         .canonicalize()
         .expect("the workspace root exists");
-    for dir in ["udfs/examples", "udfs/hostile", "guest-sdk", "Cargo.toml", "Cargo.lock"] {
+    for dir in [
+        "udfs/examples",
+        "udfs/nexmark",
+        "udfs/hostile",
+        "guest-sdk",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -17,10 +17,10 @@ use crate::job::spec::GeneratorFormat;
 use crate::source::{GeneratorSource, Source};
 
 /// A folder removed when dropped.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -31,10 +31,20 @@ impl Drop for TempDir {
     }
 }
 
-/// One `sluice run`: wall seconds and peak RSS.
-struct Run {
-    seconds: f64,
-    rss_mb: f64,
+/// One `sluice run`: wall seconds, CPU seconds (user and system, every thread) and peak RSS.
+pub(super) struct Run {
+    pub(super) seconds: f64,
+    pub(super) cpu_seconds: f64,
+    pub(super) rss_mb: f64,
+}
+
+/// CPU seconds of this process's children that have ended and been waited for.
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(u.ru_utime) + s(u.ru_stime)
 }
 
 /// Writes `batches` batches of `lines` generated lines as a `batches` file; the lines too.
@@ -64,10 +74,11 @@ fn input(dir: &Path, name: &str, format: GeneratorFormat, lines: usize, batches:
 /// Runs `sluice run SPEC --workers N` (this binary) and waits for it: its wall time and the
 /// peak RSS it reports (`VmHWM` after its exec; `wait4`'s `ru_maxrss` would count this
 /// process's memory at the fork too).
-fn sluice_run(dir: &Path, spec: &serde_json::Value, workers: usize) -> Result<Run> {
+pub(super) fn sluice_run(dir: &Path, spec: &serde_json::Value, workers: usize) -> Result<Run> {
     let file = dir.join("job.json");
     std::fs::write(&file, spec.to_string())?;
     let exe = std::env::current_exe()?;
+    let cpu_before = children_cpu_seconds();
     let t = Instant::now();
     let out = Command::new(exe)
         .args([
@@ -83,6 +94,7 @@ fn sluice_run(dir: &Path, spec: &serde_json::Value, workers: usize) -> Result<Ru
         .output()
         .context("sluice run")?;
     let seconds = t.elapsed().as_secs_f64();
+    let cpu_seconds = children_cpu_seconds() - cpu_before;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         bail!("sluice run of {spec} failed: {stderr}");
@@ -91,7 +103,11 @@ fn sluice_run(dir: &Path, spec: &serde_json::Value, workers: usize) -> Result<Ru
         .lines()
         .find_map(|l| l.split("peak RSS ").nth(1)?.split(' ').next()?.parse().ok())
         .context("sluice run did not report its peak RSS")?;
-    Ok(Run { seconds, rss_mb })
+    Ok(Run {
+        seconds,
+        cpu_seconds,
+        rss_mb,
+    })
 }
 
 fn spec(name: &str, input: &Path, stages: serde_json::Value, out: &Path) -> serde_json::Value {

@@ -186,6 +186,9 @@ pub enum SourceSpec {
         #[serde(default)]
         batches: Option<u64>,
     },
+    /// The events of the Nexmark benchmark (persons, auctions, bids), deterministic by seed:
+    /// each batch holds `events_per_s x interval` events stamped over its interval (event time).
+    Nexmark(NexmarkSpec),
     /// Records sent to the job over HTTP (`POST /api/v1/jobs/ID/ingest`; `sluice serve` only).
     Http {
         /// How many records may wait for the next batch; past that, senders get 429.
@@ -201,6 +204,26 @@ pub enum SourceSpec {
     /// The records of several sources together.
     #[schema(no_recursion)]
     Union(Vec<SourceSpec>),
+}
+
+/// A `nexmark` source.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NexmarkSpec {
+    /// Events a second of event time (default 10,000); a batch holds this times the batch
+    /// interval.
+    #[serde(default)]
+    pub events_per_s: Option<u64>,
+    /// Events in all; unpaced, the job ends after the batch with the last (absent: endless).
+    #[serde(default)]
+    pub events: Option<u64>,
+    /// Seed of the pseudo-random generator.
+    #[serde(default)]
+    pub seed: u64,
+    /// On the clock: a live source making `events_per_s` events each second (default: as fast
+    /// as the job goes, deterministic batch times from 0).
+    #[serde(default)]
+    pub paced: bool,
 }
 
 /// A `kafka` source.

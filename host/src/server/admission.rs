@@ -208,6 +208,14 @@ fn source_records(
                 "lines_per_batch".into(),
             ));
         }
+        SourceSpec::Nexmark(n) => {
+            let rate = n.events_per_s.unwrap_or(crate::source::nexmark::EVENTS_PER_S_DEFAULT);
+            parts.push((
+                format!("{path}.nexmark.events_per_s"),
+                crate::source::nexmark::per_batch(rate, batch_ms) as u128,
+                format!("{rate} events/s x {}", Millis(batch_ms)),
+            ));
+        }
         SourceSpec::Http { buffer_records } => {
             let n = buffer_records.unwrap_or(BUFFER_RECORDS_DEFAULT);
             parts.push((

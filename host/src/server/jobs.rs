@@ -131,6 +131,7 @@ fn server_only_problems(spec: &job::JobSpec) -> Vec<job::SpecError> {
             SourceSpec::Union(parts) => parts.iter().any(files),
             SourceSpec::Socket { .. }
             | SourceSpec::Generator { .. }
+            | SourceSpec::Nexmark(_)
             | SourceSpec::Http { .. }
             | SourceSpec::Kafka(_) => false,
         }
