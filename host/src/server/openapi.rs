@@ -243,7 +243,7 @@ mod tests {
             assert!(spec["properties"].get(field).is_some(), "JobSpec.{field}: {spec}");
         }
         let sources = doc["components"]["schemas"]["SourceSpec"].to_string();
-        for source in ["generator", "http", "socket", "union"] {
+        for source in ["generator", "nexmark", "http", "socket", "union"] {
             assert!(sources.contains(source), "{source} in {sources}");
         }
         let version = paths["/api/v1/udfs/{name}/{version}"]["get"]["parameters"]

@@ -17,7 +17,6 @@ use super::generator::Rng;
 use super::{Source, SourceError};
 use crate::batch::RecordBatch;
 use crate::engine::Tick;
-use std::fmt::Write;
 
 /// Events a second of event time when the spec names none.
 pub const EVENTS_PER_S_DEFAULT: u64 = 10_000;
@@ -116,7 +115,7 @@ fn some_auction(i: u64, rng: &mut Rng) -> u64 {
 /// Log-uniform from 100 to 100,000,000 cents.
 fn price(rng: &mut Rng) -> u64 {
     let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (10f64.powf(u * 6.0) * 100.0).round() as u64
+    ((u * 6.0 * std::f64::consts::LN_10).exp() * 100.0).round() as u64
 }
 
 /// A mixer for per-event seeds (splitmix64's finaliser).
@@ -126,17 +125,31 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Appends a number in decimal.
+fn num(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Appends `n` as 4 digits (leading zeros).
+fn four_digits(out: &mut String, n: u64) {
+    let s = itoa::Buffer::new().format(n % 10_000).len();
+    for _ in s..4 {
+        out.push('0');
+    }
+    num(out, n % 10_000);
+}
+
 /// Makes Nexmark's events.
 pub struct Events {
     seed: u64,
-    letters: Vec<u8>,
+    letters: String,
 }
 
 impl Events {
     /// The events of `seed`.
     pub fn new(seed: u64) -> Events {
         let mut rng = Rng::new(mix(seed ^ 0x6E65_786D_6172_6B21));
-        let letters = (0..4096).map(|_| b'a' + rng.below(26) as u8).collect();
+        let letters = (0..4096).map(|_| (b'a' + rng.below(26) as u8) as char).collect();
         Events { seed, letters }
     }
 
@@ -144,7 +157,7 @@ impl Events {
     fn letters<'a>(&'a self, rng: &mut Rng, n: usize) -> &'a str {
         let n = n.min(self.letters.len());
         let at = rng.below((self.letters.len() - n + 1) as u64) as usize;
-        std::str::from_utf8(&self.letters[at..at + n]).expect("ASCII letters")
+        &self.letters[at..at + n]
     }
 
     /// Padding that brings a line of `len` bytes to about `average` (within 20%).
@@ -171,20 +184,27 @@ impl Events {
                 let last = LAST_NAMES[rng.below(LAST_NAMES.len() as u64) as usize];
                 let city = CITIES[rng.below(CITIES.len() as u64) as usize];
                 let state = STATES[rng.below(STATES.len() as u64) as usize];
-                let _ = write!(out, "P,{id},{first} {last},");
+                out.push_str("P,");
+                num(out, id);
+                for s in [",", first, " ", last, ","] {
+                    out.push_str(s);
+                }
                 out.push_str(self.letters(&mut rng, 7));
                 out.push('@');
                 out.push_str(self.letters(&mut rng, 5));
                 out.push_str(".com,");
                 let card = rng.next_u64();
-                let _ = write!(
-                    out,
-                    "{:04} {:04} {:04} {:04},{city},{state},{date_time},",
-                    card % 10_000,
-                    (card >> 16) % 10_000,
-                    (card >> 32) % 10_000,
-                    (card >> 48) % 10_000
-                );
+                for (k, shift) in [0, 16, 32, 48].into_iter().enumerate() {
+                    if k > 0 {
+                        out.push(' ');
+                    }
+                    four_digits(out, card >> shift);
+                }
+                for s in [",", city, ",", state, ","] {
+                    out.push_str(s);
+                }
+                num(out, date_time);
+                out.push(',');
                 let len = out.len() - start;
                 out.push_str(self.extra(&mut rng, len, PERSON_BYTES));
             }
@@ -199,11 +219,24 @@ impl Events {
                 let initial = price(&mut rng);
                 let reserve = initial + price(&mut rng);
                 let expires = date_time + 1000 * (2 + rng.below(19)) as i64;
-                let _ = write!(out, "A,{id},");
+                out.push_str("A,");
+                num(out, id);
+                out.push(',');
                 out.push_str(self.letters(&mut rng, 20));
                 out.push(',');
                 out.push_str(self.letters(&mut rng, 100));
-                let _ = write!(out, ",{initial},{reserve},{date_time},{expires},{seller},{category},");
+                for n in [
+                    initial as i64,
+                    reserve as i64,
+                    date_time,
+                    expires,
+                    seller as i64,
+                    category as i64,
+                ] {
+                    out.push(',');
+                    num(out, n);
+                }
+                out.push(',');
                 let len = out.len() - start;
                 out.push_str(self.extra(&mut rng, len, AUCTION_BYTES));
             }
@@ -220,11 +253,19 @@ impl Events {
                 } + FIRST_PERSON_ID;
                 let price = price(&mut rng);
                 let channel = CHANNELS[rng.below(CHANNELS.len() as u64) as usize];
-                let _ = write!(out, "B,{auction},{bidder},{price},{channel},https://www.nexmark.com/");
+                out.push_str("B,");
+                for n in [auction, bidder, price] {
+                    num(out, n);
+                    out.push(',');
+                }
+                out.push_str(channel);
+                out.push_str(",https://www.nexmark.com/");
                 out.push_str(self.letters(&mut rng, 5));
                 out.push('/');
                 out.push_str(self.letters(&mut rng, 5));
-                let _ = write!(out, "/item.htm?query=1,{date_time},");
+                out.push_str("/item.htm?query=1,");
+                num(out, date_time);
+                out.push(',');
                 let len = out.len() - start;
                 out.push_str(self.extra(&mut rng, len, BID_BYTES));
             }
@@ -269,7 +310,8 @@ impl Source for NexmarkSource {
         let last = self.end.map_or(u64::MAX, |e| e.max(self.next));
         let n = self.per_batch.min(last - self.next);
         let hint = n.min(1 << 20) as usize;
-        let mut out = RecordBatch::with_capacity(hint, hint * 130);
+        // Events average 126 bytes (Nexmark's sizes: 1 x 200 + 3 x 500 + 46 x 100 in 50).
+        let mut out = RecordBatch::with_capacity(hint, hint * 150);
         let from = tick.time_ms - self.batch_ms;
         for j in 0..n {
             let date_time = from + (j as i128 * self.batch_ms as i128 / self.per_batch as i128) as i64;

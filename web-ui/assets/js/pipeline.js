@@ -9,6 +9,7 @@ const UDF_OPS = new Set(['map', 'flat_map', 'filter']);
 function describe(kind, cfg) {
   if (cfg == null || typeof cfg !== 'object') return cfg == null ? '' : String(cfg);
   if (kind === 'generator') return [cfg.format, cfg.rate_per_s ? `${fmtNum(cfg.rate_per_s)}/s` : null].filter(Boolean).join(', ');
+  if (kind === 'nexmark') return `Nexmark, ${fmtNum(cfg.events_per_s || 10000)} events/s`;
   if (kind === 'http') return 'POST …/ingest';
   if (kind === 'socket') return `${cfg.host}:${cfg.port}`;
   if (kind === 'union') return `${cfg.length} sources`;
