@@ -242,6 +242,9 @@ mod tests {
         for field in ["name", "batch_interval", "source", "stages", "sink", "on_bad_record"] {
             assert!(spec["properties"].get(field).is_some(), "JobSpec.{field}: {spec}");
         }
+        // An output value is a number or text (an object would make clients refuse real answers).
+        let value = &doc["components"]["schemas"]["OutputRecord"]["properties"]["value"]["type"];
+        assert_eq!(value, &serde_json::json!(["number", "string", "null"]), "{value}");
         let sources = doc["components"]["schemas"]["SourceSpec"].to_string();
         for source in ["generator", "nexmark", "http", "socket", "union"] {
             assert!(sources.contains(source), "{source} in {sources}");

@@ -434,11 +434,21 @@ pub struct OutputRecord {
     /// Its key, as text.
     pub key: Option<String>,
     /// Its value: a number for numeric streams, else text (cut at 16 KiB).
-    #[schema(value_type = Object)]
+    #[schema(schema_with = output_value_schema)]
     pub value: serde_json::Value,
     /// When the value was cut: its full size in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_cut_from_bytes: Option<usize>,
+}
+
+/// An output value's schema: a number (`i64` or `f64` streams; `null` for an `f64` that is not a
+/// finite number) or text.
+fn output_value_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::String, Type::Null]))
+        .description(Some("a number for numeric streams, else text (cut at 16 KiB)"))
+        .build()
 }
 
 /// The job's output records as they are made, as Server-Sent Events (`event: record`, the
