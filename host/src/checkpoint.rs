@@ -15,6 +15,8 @@
 //! The file is the registry's sibling on the server (`checkpoints.db`, one file for all jobs)
 //! and the `--checkpoint FILE` of `sluice run`.
 
+mod group_commit;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -194,6 +196,7 @@ const APPLICATION_ID: i32 = 0x536c_4350; // "SlCP"
 #[derive(Debug)]
 pub struct CheckpointStore {
     conn: Mutex<Connection>,
+    group: group_commit::GroupCommit,
     path: String,
 }
 
@@ -242,6 +245,7 @@ impl CheckpointStore {
         conn.execute_batch(SCHEMA)?;
         Ok(CheckpointStore {
             conn: Mutex::new(conn),
+            group: group_commit::GroupCommit::default(),
             path: shown,
         })
     }
@@ -256,7 +260,9 @@ impl CheckpointStore {
     }
 
     /// Writes a checkpoint of `job` in one transaction: `meta`, and each operator's state
-    /// `deltas` (by stage name); keeps the last `keep` checkpoints of the job.
+    /// `deltas` (by stage name); keeps the last `keep` checkpoints of the job. Checkpoints other
+    /// jobs write at the same time share the transaction (`group_commit`); this returns once
+    /// it is committed.
     pub fn write(
         &self,
         job: i64,
@@ -269,108 +275,109 @@ impl CheckpointStore {
         let bytes: usize = deltas.iter().map(|(_, d)| d.bytes()).sum();
         let meta_json = serde_json::to_string(meta).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
         let created_ms = now_ms();
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
+        let (batch_id, time_ms) = (meta.batch_id, meta.time_ms);
+        let work = move |tx: &Connection| -> Result<CheckpointInfo, CheckpointError> {
+            tx.execute(
             "INSERT INTO checkpoints (job, batch_id, time_ms, created_ms, bytes, write_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
-            params![job, meta.batch_id as i64, meta.time_ms, created_ms, bytes as i64, meta_json],
+            params![job, batch_id as i64, time_ms, created_ms, bytes as i64, meta_json],
         )?;
-        let c = tx.last_insert_rowid();
-        {
-            let mut close_blob = tx.prepare_cached(
-                "UPDATE state_blobs SET to_ckpt = ?4 WHERE job = ?1 AND op = ?2 AND name = ?3 AND to_ckpt IS NULL",
-            )?;
-            let mut put_blob = tx.prepare_cached(
-                "INSERT INTO state_blobs (job, op, name, value, from_ckpt) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut put_run = tx.prepare_cached(
+            let c = tx.last_insert_rowid();
+            {
+                let mut close_blob = tx.prepare_cached(
+                    "UPDATE state_blobs SET to_ckpt = ?4 WHERE job = ?1 AND op = ?2 AND name = ?3 AND to_ckpt IS NULL",
+                )?;
+                let mut put_blob = tx.prepare_cached(
+                    "INSERT INTO state_blobs (job, op, name, value, from_ckpt) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let mut put_run = tx.prepare_cached(
                 "INSERT INTO state_runs (job, op, map, base, bytes, data, from_ckpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for (op, delta) in deltas {
-                if delta.full {
-                    tx.execute(
-                        "UPDATE state_blobs SET to_ckpt = ?3 WHERE job = ?1 AND op = ?2 AND to_ckpt IS NULL",
-                        params![job, op, c],
-                    )?;
-                    tx.execute(
-                        "UPDATE state_runs SET to_ckpt = ?3 WHERE job = ?1 AND op = ?2 AND to_ckpt IS NULL",
-                        params![job, op, c],
-                    )?;
-                }
-                for name in &delta.removed_blobs {
-                    close_blob.execute(params![job, op, name, c])?;
-                }
-                for (name, value) in &delta.put_blobs {
-                    close_blob.execute(params![job, op, name, c])?;
-                    put_blob.execute(params![job, op, name, value, c])?;
-                }
-                // Each map's removals, then its puts (as `StoredState::apply`), in runs.
-                let mut runs: HashMap<&str, Vec<u8>> = HashMap::new();
-                let mut flush = |map: &str, run: &mut Vec<u8>| -> rusqlite::Result<()> {
-                    if !run.is_empty() {
-                        put_run.execute(params![job, op, map, delta.full, run.len() as i64, &run[..], c])?;
-                        run.clear();
+                for (op, delta) in deltas {
+                    if delta.full {
+                        tx.execute(
+                            "UPDATE state_blobs SET to_ckpt = ?3 WHERE job = ?1 AND op = ?2 AND to_ckpt IS NULL",
+                            params![job, op, c],
+                        )?;
+                        tx.execute(
+                            "UPDATE state_runs SET to_ckpt = ?3 WHERE job = ?1 AND op = ?2 AND to_ckpt IS NULL",
+                            params![job, op, c],
+                        )?;
                     }
-                    Ok(())
-                };
-                let entries = delta
-                    .removed_keys
-                    .iter()
-                    .map(|(m, k)| (m, k, None))
-                    .chain(delta.put_keys.iter().map(|(m, k, v)| (m, k, Some(&v[..]))));
-                for (map, key, value) in entries {
-                    let run = runs.entry(map.as_str()).or_default();
-                    put_entry(run, &key_bytes(key), value);
-                    if run.len() >= RUN_BYTES_MAX {
+                    for name in &delta.removed_blobs {
+                        close_blob.execute(params![job, op, name, c])?;
+                    }
+                    for (name, value) in &delta.put_blobs {
+                        close_blob.execute(params![job, op, name, c])?;
+                        put_blob.execute(params![job, op, name, value, c])?;
+                    }
+                    // Each map's removals, then its puts (as `StoredState::apply`), in runs.
+                    let mut runs: HashMap<&str, Vec<u8>> = HashMap::new();
+                    let mut flush = |map: &str, run: &mut Vec<u8>| -> rusqlite::Result<()> {
+                        if !run.is_empty() {
+                            put_run.execute(params![job, op, map, delta.full, run.len() as i64, &run[..], c])?;
+                            run.clear();
+                        }
+                        Ok(())
+                    };
+                    let entries = delta
+                        .removed_keys
+                        .iter()
+                        .map(|(m, k)| (m, k, None))
+                        .chain(delta.put_keys.iter().map(|(m, k, v)| (m, k, Some(&v[..]))));
+                    for (map, key, value) in entries {
+                        let run = runs.entry(map.as_str()).or_default();
+                        put_entry(run, &key_bytes(key), value);
+                        if run.len() >= RUN_BYTES_MAX {
+                            flush(map, run)?;
+                        }
+                    }
+                    for (map, run) in &mut runs {
                         flush(map, run)?;
                     }
                 }
-                for (map, run) in &mut runs {
-                    flush(map, run)?;
-                }
             }
-        }
-        // The cuts of batches this checkpoint covers are not needed again.
-        tx.execute(
-            "DELETE FROM source_cuts WHERE job = ?1 AND batch_id <= ?2",
-            params![job, meta.batch_id as i64],
-        )?;
-        // Keep the last `keep`: rows that the oldest kept checkpoint no longer sees go.
-        let oldest: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM checkpoints WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
-                params![job, keep.max(1) as i64 - 1],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(oldest) = oldest {
+            // The cuts of batches this checkpoint covers are not needed again.
             tx.execute(
-                "DELETE FROM checkpoints WHERE job = ?1 AND id < ?2",
-                params![job, oldest],
+                "DELETE FROM source_cuts WHERE job = ?1 AND batch_id <= ?2",
+                params![job, batch_id as i64],
             )?;
+            // Keep the last `keep`: rows that the oldest kept checkpoint no longer sees go.
+            let oldest: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM checkpoints WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+                    params![job, keep.max(1) as i64 - 1],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(oldest) = oldest {
+                tx.execute(
+                    "DELETE FROM checkpoints WHERE job = ?1 AND id < ?2",
+                    params![job, oldest],
+                )?;
+                tx.execute(
+                    "DELETE FROM state_blobs WHERE job = ?1 AND to_ckpt IS NOT NULL AND to_ckpt <= ?2",
+                    params![job, oldest],
+                )?;
+                tx.execute(
+                    "DELETE FROM state_runs WHERE job = ?1 AND to_ckpt IS NOT NULL AND to_ckpt <= ?2",
+                    params![job, oldest],
+                )?;
+            }
+            let write_ms = started.elapsed().as_secs_f64() * 1e3;
             tx.execute(
-                "DELETE FROM state_blobs WHERE job = ?1 AND to_ckpt IS NOT NULL AND to_ckpt <= ?2",
-                params![job, oldest],
+                "UPDATE checkpoints SET write_ms = ?2 WHERE id = ?1",
+                params![c, write_ms],
             )?;
-            tx.execute(
-                "DELETE FROM state_runs WHERE job = ?1 AND to_ckpt IS NOT NULL AND to_ckpt <= ?2",
-                params![job, oldest],
-            )?;
-        }
-        let write_ms = started.elapsed().as_secs_f64() * 1e3;
-        tx.execute(
-            "UPDATE checkpoints SET write_ms = ?2 WHERE id = ?1",
-            params![c, write_ms],
-        )?;
-        tx.commit()?;
-        Ok(CheckpointInfo {
-            id: c,
-            batch_id: meta.batch_id,
-            time_ms: meta.time_ms,
-            created_ms,
-            bytes: bytes as u64,
-            write_ms,
-        })
+            Ok(CheckpointInfo {
+                id: c,
+                batch_id,
+                time_ms,
+                created_ms,
+                bytes: bytes as u64,
+                write_ms,
+            })
+        };
+        self.group.run(&self.conn, Box::new(work))
     }
 
     /// The job's checkpoints, newest first.

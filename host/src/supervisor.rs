@@ -20,13 +20,14 @@ mod checkpoints;
 mod pause;
 pub mod refusals;
 pub mod report;
+mod task;
 #[cfg(test)]
 mod tests;
 
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -36,6 +37,7 @@ pub use report::BatchReport;
 
 use checkpoints::Checkpointer;
 use refusals::Refusals;
+use task::Task;
 
 use crate::engine::context::UdfHandle;
 use crate::engine::{Clock, DeadLetter, EngineError, Pipeline, Tick};
@@ -221,13 +223,17 @@ pub struct Options {
 pub struct Handle {
     commands: Sender<Command>,
     state: tokio::sync::watch::Receiver<JobState>,
-    thread: Option<std::thread::JoinHandle<Ended>>,
+    task: Arc<Task>,
 }
 
 impl Handle {
     /// Sends a command; `false` if the run is over.
     pub fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
+        let sent = self.commands.send(command).is_ok();
+        if sent {
+            self.task.wake();
+        }
+        sent
     }
 
     /// The state now.
@@ -241,17 +247,16 @@ impl Handle {
     }
 
     /// Waits (blocking) for the run to end.
-    pub fn join(mut self) -> Ended {
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(Ended::Failed {
-            reason: "the supervisor thread died".into(),
-            udf_failure: None,
-        })
+    pub fn join(self) -> Ended {
+        self.task.join()
     }
 }
 
-/// Starts a supervisor: on a thread of its own it runs `build` (check the spec, load modules,
-/// open the source: `Starting`), then the batches (`Running`) until the source is done, a
-/// command ends it, or a batch fails.
+/// Starts a supervisor: a short-lived thread runs `build` (check the spec, load modules, open
+/// the source: `Starting`) and restores the last checkpoint; from then on the job has no
+/// thread of its own: its steps (batches, commands) run in its pipeline's worker pool (the
+/// tenant's lane in the server), woken by the shared timer at each batch time or by a command,
+/// until the source is done, a command ends it, or a batch fails.
 pub fn spawn(
     options: Options,
     clock: Arc<dyn Clock>,
@@ -260,42 +265,41 @@ pub fn spawn(
 ) -> Handle {
     let (commands, rx) = std::sync::mpsc::channel();
     let (state_tx, state) = tokio::sync::watch::channel(JobState::Starting);
-    let name = options.name.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("sluice-job-{}", name.chars().take(20).collect::<String>()))
+    let task = Task::new(options, clock);
+    let starter = task.clone();
+    std::thread::Builder::new()
+        .name(format!(
+            "sluice-start-{}",
+            starter.options.name.chars().take(20).collect::<String>()
+        ))
         .spawn(move || {
             let mut core = Core {
                 commands: rx,
                 state: state_tx,
                 observer: Box::new(observer),
             };
-            let run = std::panic::catch_unwind(AssertUnwindSafe(|| core.run(&options, &*clock, build)));
-            let ended = run.unwrap_or_else(|panic| {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                tracing::error!(job = %options.name, "the job's supervisor panicked: {message}");
-                Ended::Failed {
-                    reason: format!(
-                        "internal error in the job's supervisor ({message}); the job was stopped, see the server log"
-                    ),
-                    udf_failure: None,
-                }
-            });
-            let last = match &ended {
-                Ended::Failed { reason, .. } => JobState::Failed { reason: reason.clone() },
-                _ => JobState::Stopped,
-            };
-            core.set(last, Some(&ended));
-            ended
+            let (options, clock) = (&starter.options, &*starter.clock);
+            match std::panic::catch_unwind(AssertUnwindSafe(|| Run::start(&mut core, options, clock, build))) {
+                Ok(Ok(run)) => starter.begin(core, run),
+                Ok(Err(ended)) => starter.end(core, ended),
+                Err(panic) => starter.end(core, panicked(options, panic)),
+            }
         })
         .expect("the OS can start a thread");
-    Handle {
-        commands,
-        state,
-        thread: Some(thread),
+    Handle { commands, state, task }
+}
+
+/// A panic in the job as its end.
+fn panicked(options: &Options, panic: Box<dyn std::any::Any + Send>) -> Ended {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    tracing::error!(job = %options.name, "the job's supervisor panicked: {message}");
+    Ended::Failed {
+        reason: format!("internal error in the job's supervisor ({message}); the job was stopped, see the server log"),
+        udf_failure: None,
     }
 }
 
@@ -306,199 +310,50 @@ struct Core {
     observer: Box<dyn Observer>,
 }
 
+/// What a step of the run asks for next.
+enum Step {
+    /// Wake me in this many milliseconds of the job's clock (or at a command).
+    Wait(i64),
+    /// The run is over.
+    Over(Ended),
+}
+
+/// A running job between its steps: where it is and what it keeps.
+struct Run {
+    job: Job,
+    checkpoints: Option<Checkpointer>,
+    refusals: Refusals,
+    live: bool,
+    limit: Option<u64>,
+    /// The last batch run, and time zero.
+    k: u64,
+    zero: i64,
+    /// Where a job without a checkpoint yet goes back to after a storage failure.
+    start: pause::StartPoint,
+    backoff: pause::Backoff,
+    /// Storage failed and the job waits until then before going back to its last checkpoint.
+    pause_until: Option<i64>,
+    /// It went back after a storage failure and is `paused` until a checkpoint is written.
+    paused: bool,
+}
+
+/// How long a step may run batches back to back before it lets the pool's other jobs go.
+const STEP_SLICE: Duration = Duration::from_millis(50);
+
 impl Core {
     fn set(&mut self, state: JobState, ended: Option<&Ended>) {
         self.observer.on_state(&state, ended);
         self.state.send_replace(state);
     }
 
-    fn run(&mut self, options: &Options, clock: &dyn Clock, build: impl FnOnce() -> Result<Job, String>) -> Ended {
-        let mut job = match build() {
-            Ok(job) => job,
-            Err(reason) => {
-                return Ended::Failed {
-                    reason,
-                    udf_failure: None,
-                };
-            }
-        };
-        let live = job.source.is_live();
-        let batch_ms = job.batch_ms;
-        let mut checkpoints = job.checkpointing.take().map(Checkpointer::new);
-        let mut refusals = Refusals::new(job.max_refused);
-        let restored = match checkpoints.as_mut().map(|c| c.restore(&mut job)) {
-            Some(Err(reason)) => {
-                return Ended::Failed {
-                    reason,
-                    udf_failure: None,
-                };
-            }
-            Some(Ok(Some(meta))) => Some(meta),
-            _ => None,
-        };
-        // Batch `k` is at `zero + k * interval`; a restored job goes on from its checkpoint's
-        // batch and time zero (batches it missed while it was down run back to back).
-        let (mut k, mut zero) = match &restored {
-            Some(meta) => {
-                self.observer.on_restored(meta);
-                (meta.batch_id, meta.zero_ms)
-            }
-            None if live => (0, clock.now_ms().div_euclid(batch_ms) * batch_ms),
-            None => (0, 0),
-        };
-        self.set(JobState::Running, None);
-        let limit = options.batches.or(if live { None } else { job.source.batches_hint() });
-        let tick_of = |k: u64, zero: i64| Tick {
-            batch_id: k,
-            time_ms: zero.saturating_add((k as i64).saturating_mul(batch_ms)),
-        };
-        // Where a job without a checkpoint yet goes back to after a storage failure.
-        let start = pause::StartPoint {
-            k,
-            zero,
-            position: job.source.position(),
-        };
-        let mut backoff = pause::Backoff::default();
-        let mut paused = false;
+    /// Handles the commands that came (without waiting), applying swaps from batch `next`;
+    /// `Some` when one ends the run.
+    fn commands(&mut self, job: &mut Job, next: u64) -> Option<Ended> {
         loop {
-            if limit.is_some_and(|n| k >= n) {
-                return self.finish(&mut checkpoints, &mut job, tick_of(k, zero), zero, Ended::Done(k));
-            }
-            let tick = tick_of(k + 1, zero);
-            if let Some(ended) = self.between_batches(
-                &mut job,
-                clock,
-                live.then_some(tick.time_ms),
-                tick.batch_id,
-                options.poll_ms,
-            ) {
-                return self.finish(&mut checkpoints, &mut job, tick_of(k, zero), zero, ended);
-            }
-            k += 1;
-            let failure = match run_tick(
-                &mut job,
-                checkpoints.as_ref(),
-                &mut refusals,
-                clock,
-                tick,
-                live,
-                &options.name,
-            ) {
-                Ok(report) => {
-                    self.observer.on_batch(&report);
-                    match checkpoints.as_mut().map(|c| c.after(&mut job, tick, zero, false)) {
-                        Some(Ok(Some(info))) => {
-                            self.observer.on_checkpoint(&info);
-                            if paused {
-                                // Storage works again.
-                                paused = false;
-                                backoff = pause::Backoff::default();
-                                self.set(JobState::Running, None);
-                            }
-                            None
-                        }
-                        Some(Err(f)) => Some((f.reason, f.storage)),
-                        _ => None,
-                    }
-                }
-                Err(e) => {
-                    let storage = pause::storage_failure(&e);
-                    if storage.is_none() {
-                        let udf_failure = match &e {
-                            RunError::Engine(EngineError::Udf { source, .. }) => Some(source.code()),
-                            _ => None,
-                        };
-                        return Ended::Failed {
-                            reason: e.to_string(),
-                            udf_failure,
-                        };
-                    }
-                    Some((e.to_string(), storage))
-                }
-            };
-            let Some((reason, storage)) = failure else { continue };
-            // Storage failed: with checkpoints, wait and go back to the last one; without,
-            // there is nothing to go back to.
-            match (storage, checkpoints.as_mut()) {
-                (Some(code), Some(c)) => {
-                    match self.pause(&mut job, c, &start, clock, code, &reason, &mut backoff, options.poll_ms) {
-                        Ok((back_k, back_zero)) => {
-                            (k, zero) = (back_k, back_zero);
-                            paused = true;
-                        }
-                        Err(ended) => return ended,
-                    }
-                }
-                _ => {
-                    return Ended::Failed {
-                        reason,
-                        udf_failure: None,
-                    };
-                }
-            }
-        }
-    }
-
-    /// A clean end writes a last checkpoint (of batch `last`), so the next start goes on from
-    /// there.
-    fn finish(
-        &mut self,
-        checkpoints: &mut Option<Checkpointer>,
-        job: &mut Job,
-        last: Tick,
-        zero: i64,
-        ended: Ended,
-    ) -> Ended {
-        match checkpoints.as_mut() {
-            Some(c) if last.batch_id > 0 => match c.after(job, last, zero, true) {
-                Ok(info) => {
-                    if let Some(info) = info {
-                        self.observer.on_checkpoint(&info);
-                    }
-                    ended
-                }
-                // Storage failed: the next start goes back to the checkpoint before, and runs the
-                // batches since again (exactly-once sinks skip what they hold).
-                Err(f) if f.storage.is_some() => {
-                    tracing::warn!(reason = f.reason, "the last checkpoint of the run was not written");
-                    ended
-                }
-                Err(f) => Ended::Failed {
-                    reason: f.reason,
-                    udf_failure: None,
-                },
-            },
-            _ => ended,
-        }
-    }
-
-    /// Handles commands until batch `next`'s time (`deadline`; none: do not wait), applying
-    /// swaps; `Some` when a command ends the run.
-    fn between_batches(
-        &mut self,
-        job: &mut Job,
-        clock: &dyn Clock,
-        deadline: Option<i64>,
-        next: u64,
-        poll_ms: u64,
-    ) -> Option<Ended> {
-        loop {
-            let wait_ms = deadline.map_or(0, |t| t - clock.now_ms());
-            let command = if wait_ms > 0 {
-                match self
-                    .commands
-                    .recv_timeout(Duration::from_millis((wait_ms as u64).min(poll_ms.max(1))))
-                {
-                    Ok(c) => c,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => Command::Stop,
-                }
-            } else {
-                match self.commands.try_recv() {
-                    Ok(c) => c,
-                    Err(TryRecvError::Empty) => return None,
-                    Err(TryRecvError::Disconnected) => Command::Stop,
-                }
+            let command = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => Command::Stop,
             };
             match command {
                 Command::Stop => {
@@ -516,6 +371,201 @@ impl Core {
                     let _ = swap.reply.send(answer);
                 }
             }
+        }
+    }
+}
+
+impl Run {
+    /// Builds the job, restores its last checkpoint and says it runs.
+    fn start(
+        core: &mut Core,
+        options: &Options,
+        clock: &dyn Clock,
+        build: impl FnOnce() -> Result<Job, String>,
+    ) -> Result<Run, Ended> {
+        let failed = |reason| Ended::Failed {
+            reason,
+            udf_failure: None,
+        };
+        let mut job = build().map_err(failed)?;
+        let live = job.source.is_live();
+        let batch_ms = job.batch_ms;
+        let mut checkpoints = job.checkpointing.take().map(Checkpointer::new);
+        let restored = match checkpoints.as_mut().map(|c| c.restore(&mut job)) {
+            Some(Err(reason)) => return Err(failed(reason)),
+            Some(Ok(Some(meta))) => Some(meta),
+            _ => None,
+        };
+        // Batch `k` is at `zero + k * interval`; a restored job goes on from its checkpoint's
+        // batch and time zero (batches it missed while it was down run back to back).
+        let (k, zero) = match &restored {
+            Some(meta) => {
+                core.observer.on_restored(meta);
+                (meta.batch_id, meta.zero_ms)
+            }
+            None if live => (0, clock.now_ms().div_euclid(batch_ms) * batch_ms),
+            None => (0, 0),
+        };
+        core.set(JobState::Running, None);
+        let limit = options.batches.or(if live { None } else { job.source.batches_hint() });
+        let start = pause::StartPoint {
+            k,
+            zero,
+            position: job.source.position(),
+        };
+        Ok(Run {
+            refusals: Refusals::new(job.max_refused),
+            job,
+            checkpoints,
+            live,
+            limit,
+            k,
+            zero,
+            start,
+            backoff: pause::Backoff::default(),
+            pause_until: None,
+            paused: false,
+        })
+    }
+
+    fn tick(&self, k: u64) -> Tick {
+        Tick {
+            batch_id: k,
+            time_ms: self.zero.saturating_add((k as i64).saturating_mul(self.job.batch_ms)),
+        }
+    }
+
+    /// Runs what is due: commands, then the batches whose time has come (for at most
+    /// `STEP_SLICE`); says when to come back.
+    fn step(&mut self, core: &mut Core, options: &Options, clock: &dyn Clock) -> Step {
+        let began = Instant::now();
+        loop {
+            if let Some(until) = self.pause_until {
+                if let Some(ended) = core.commands(&mut self.job, 0) {
+                    return Step::Over(ended);
+                }
+                let now = clock.now_ms();
+                if now < until {
+                    return Step::Wait(until - now);
+                }
+                self.pause_until = None;
+                let checkpoints = self.checkpoints.as_mut().expect("only a job with checkpoints pauses");
+                match pause::go_back(&mut self.job, checkpoints, &self.start) {
+                    Ok((k, zero)) => {
+                        (self.k, self.zero) = (k, zero);
+                        self.paused = true;
+                    }
+                    Err(ended) => return Step::Over(ended),
+                }
+            }
+            if self.limit.is_some_and(|n| self.k >= n) {
+                return Step::Over(self.finish(core, Ended::Done(self.k)));
+            }
+            let tick = self.tick(self.k + 1);
+            if let Some(ended) = core.commands(&mut self.job, tick.batch_id) {
+                return Step::Over(self.finish(core, ended));
+            }
+            if self.live {
+                let wait = tick.time_ms - clock.now_ms();
+                if wait > 0 {
+                    return Step::Wait(wait);
+                }
+            }
+            if began.elapsed() > STEP_SLICE {
+                return Step::Wait(0);
+            }
+            self.k += 1;
+            if let Err(ended) = self.batch(core, clock, tick, &options.name) {
+                return Step::Over(ended);
+            }
+        }
+    }
+
+    /// Runs batch `tick` and checkpoints after it; a storage failure with checkpoints pauses.
+    fn batch(&mut self, core: &mut Core, clock: &dyn Clock, tick: Tick, name: &str) -> Result<(), Ended> {
+        let job = &mut self.job;
+        let failure = match run_tick(
+            job,
+            self.checkpoints.as_ref(),
+            &mut self.refusals,
+            clock,
+            tick,
+            self.live,
+            name,
+        ) {
+            Ok(report) => {
+                core.observer.on_batch(&report);
+                match self.checkpoints.as_mut().map(|c| c.after(job, tick, self.zero, false)) {
+                    Some(Ok(Some(info))) => {
+                        core.observer.on_checkpoint(&info);
+                        if self.paused {
+                            // Storage works again.
+                            self.paused = false;
+                            self.backoff = pause::Backoff::default();
+                            core.set(JobState::Running, None);
+                        }
+                        None
+                    }
+                    Some(Err(f)) => Some((f.reason, f.storage)),
+                    _ => None,
+                }
+            }
+            Err(e) => {
+                let storage = pause::storage_failure(&e);
+                if storage.is_none() {
+                    let udf_failure = match &e {
+                        RunError::Engine(EngineError::Udf { source, .. }) => Some(source.code()),
+                        _ => None,
+                    };
+                    return Err(Ended::Failed {
+                        reason: e.to_string(),
+                        udf_failure,
+                    });
+                }
+                Some((e.to_string(), storage))
+            }
+        };
+        let Some((reason, storage)) = failure else {
+            return Ok(());
+        };
+        // Storage failed: with checkpoints, wait and go back to the last one; without, there
+        // is nothing to go back to.
+        match (storage, self.checkpoints.is_some()) {
+            (Some(code), true) => {
+                self.pause_until = Some(core.pause(clock, code, &reason, &mut self.backoff));
+                Ok(())
+            }
+            _ => Err(Ended::Failed {
+                reason,
+                udf_failure: None,
+            }),
+        }
+    }
+
+    /// A clean end writes a last checkpoint (of the last batch run), so the next start goes on
+    /// from there.
+    fn finish(&mut self, core: &mut Core, ended: Ended) -> Ended {
+        let last = self.tick(self.k);
+        match self.checkpoints.as_mut() {
+            Some(c) if last.batch_id > 0 => match c.after(&mut self.job, last, self.zero, true) {
+                Ok(info) => {
+                    if let Some(info) = info {
+                        core.observer.on_checkpoint(&info);
+                    }
+                    ended
+                }
+                // Storage failed: the next start goes back to the checkpoint before, and runs the
+                // batches since again (exactly-once sinks skip what they hold).
+                Err(f) if f.storage.is_some() => {
+                    tracing::warn!(reason = f.reason, "the last checkpoint of the run was not written");
+                    ended
+                }
+                Err(f) => Ended::Failed {
+                    reason: f.reason,
+                    udf_failure: None,
+                },
+            },
+            _ => ended,
         }
     }
 }

@@ -43,10 +43,16 @@ pub fn run(quick: bool) -> Result<()> {
         }
     }
     let started = t.elapsed();
+    // Batches due after this ran while no job was being created.
+    let steady_from_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as f64
+        + 1000.0;
     // Every job runs a while at its pace before anything is read.
     std::thread::sleep(Duration::from_secs(if quick { 8 } else { 15 }));
     let (rss1, threads1) = (s.rss_mib()?, threads(s.pid()).unwrap_or(0.0));
     let mut delays = Vec::new();
+    let mut steady = Vec::new();
     let mut ran = 0;
     for (token, id) in &ids {
         let reports = s.batches(token, *id)?;
@@ -54,12 +60,20 @@ pub fn run(quick: bool) -> Result<()> {
             ran += 1;
         }
         // The first batches are the start's; the steady state is after them.
-        delays.extend(reports.iter().skip(2).filter_map(|r| r["scheduling_delay_ms"].as_f64()));
+        for r in reports.iter().skip(2) {
+            let Some(delay) = r["scheduling_delay_ms"].as_f64() else {
+                continue;
+            };
+            delays.push(delay);
+            if r["time_ms"].as_f64().is_some_and(|t| t >= steady_from_ms) {
+                steady.push(delay);
+            }
+        }
     }
     delays.sort_by(f64::total_cmp);
-    let at = |p: f64| {
-        delays
-            .get(((delays.len() as f64 - 1.0) * p).round() as usize)
+    steady.sort_by(f64::total_cmp);
+    let at = |v: &[f64], p: f64| {
+        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
             .copied()
             .unwrap_or(f64::NAN)
     };
@@ -77,11 +91,18 @@ pub fn run(quick: bool) -> Result<()> {
         (threads1 - threads0) / jobs as f64
     );
     println!(
-        "| scheduling delay over {} batches, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 < 50 ms |",
+        "| scheduling delay over all {} batches (jobs still being created over HTTP meanwhile), p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | |",
         delays.len(),
-        at(0.5),
-        at(0.99),
+        at(&delays, 0.5),
+        at(&delays, 0.99),
         delays.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| scheduling delay over the {} batches once all jobs run, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 < 50 ms |",
+        steady.len(),
+        at(&steady, 0.5),
+        at(&steady, 0.99),
+        steady.last().copied().unwrap_or(f64::NAN)
     );
     println!(
         "| creating and starting the {jobs} jobs over HTTP | {:.1} s | |",

@@ -43,20 +43,9 @@ pub(super) fn storage_failure(e: &RunError) -> Option<&'static str> {
 }
 
 impl Core {
-    /// Pauses after a storage failure, then goes back to the last checkpoint: `Ok` with the
-    /// batch and time zero to go on from, `Err` when the run ends meanwhile.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn pause(
-        &mut self,
-        job: &mut Job,
-        checkpoints: &mut Checkpointer,
-        start: &StartPoint,
-        clock: &dyn Clock,
-        code: &'static str,
-        reason: &str,
-        backoff: &mut Backoff,
-        poll_ms: u64,
-    ) -> Result<(u64, i64), Ended> {
+    /// Says the job pauses after a storage failure; returns until when it waits (on the job's
+    /// clock) before it goes back to its last checkpoint.
+    pub(super) fn pause(&mut self, clock: &dyn Clock, code: &'static str, reason: &str, backoff: &mut Backoff) -> i64 {
         tracing::warn!(code, reason, wait_ms = backoff.0, "storage failed: the job pauses");
         self.set(
             JobState::Paused {
@@ -67,34 +56,37 @@ impl Core {
         );
         let until = clock.now_ms() + backoff.0;
         backoff.0 = (backoff.0 * 2).min(10_000);
-        if let Some(ended) = self.between_batches(job, clock, Some(until), 0, poll_ms) {
-            return Err(ended);
-        }
-        let failed = |reason: String| Ended::Failed {
-            reason,
-            udf_failure: None,
-        };
-        let back = match checkpoints.restore(job).map_err(failed)? {
-            Some(meta) => (meta.batch_id, meta.zero_ms),
-            None => {
-                job.pipeline
-                    .restore(HashMap::new())
-                    .map_err(|e| failed(format!("its state could not be reset: {e}")))?;
-                if let Some(position) = &start.position {
-                    job.source
-                        .seek(position)
-                        .map_err(|e| failed(format!("its source cannot go back to its start: {e}")))?;
-                }
-                checkpoints.reset();
-                (start.k, start.zero)
-            }
-        };
-        tracing::info!(
-            batch = back.0,
-            "the job goes back to its last checkpoint and tries again"
-        );
-        // It stays `paused` until that checkpoint is written: then storage works again.
-        checkpoints.force_next();
-        Ok(back)
+        until
     }
+}
+
+/// After a pause: goes back to the last checkpoint (or where the run started), returning the
+/// batch and time zero to go on from, or `Err` when that fails.
+pub(super) fn go_back(job: &mut Job, checkpoints: &mut Checkpointer, start: &StartPoint) -> Result<(u64, i64), Ended> {
+    let failed = |reason: String| Ended::Failed {
+        reason,
+        udf_failure: None,
+    };
+    let back = match checkpoints.restore(job).map_err(failed)? {
+        Some(meta) => (meta.batch_id, meta.zero_ms),
+        None => {
+            job.pipeline
+                .restore(HashMap::new())
+                .map_err(|e| failed(format!("its state could not be reset: {e}")))?;
+            if let Some(position) = &start.position {
+                job.source
+                    .seek(position)
+                    .map_err(|e| failed(format!("its source cannot go back to its start: {e}")))?;
+            }
+            checkpoints.reset();
+            (start.k, start.zero)
+        }
+    };
+    tracing::info!(
+        batch = back.0,
+        "the job goes back to its last checkpoint and tries again"
+    );
+    // It stays `paused` until that checkpoint is written: then storage works again.
+    checkpoints.force_next();
+    Ok(back)
 }
