@@ -1,8 +1,9 @@
-//! The job supervisor: one per running job, on a thread of its own, owning the job's whole tick
-//! (source -> pipeline -> sink -> dead letters -> report) and processing one closed set of
-//! commands (`Stop`, `Swap`, `Shutdown`; checkpoints come with the fault-tolerance issue) in one
-//! loop. Between batches it waits for the next batch time or the next command, whichever comes
-//! first; a batch itself runs in the pipeline's worker pool (the tenant's lane in the server).
+//! The job supervisor: one per running job, owning the job's whole tick (source -> pipeline ->
+//! sink -> dead letters -> report) and one closed set of commands (`Stop`, `Swap`,
+//! `Shutdown`). It has no thread of its own: each step (the commands that came, then every
+//! batch that is due) runs in the pipeline's worker pool (the tenant's lane in the server), and
+//! the process's one timer (`task.rs`) wakes it at its next batch time, or a command does at
+//! once.
 //!
 //! Its state (`Starting`, `Running`, `Stopping`, `Stopped`, `Failed`) is changed only here, and
 //! published on a watch channel; whoever started it (the server's job table, `sluice run`) only

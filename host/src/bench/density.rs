@@ -53,6 +53,7 @@ pub fn run(quick: bool) -> Result<()> {
     let (rss1, threads1) = (s.rss_mib()?, threads(s.pid()).unwrap_or(0.0));
     let mut delays = Vec::new();
     let mut steady = Vec::new();
+    let mut processing = Vec::new();
     let mut ran = 0;
     for (token, id) in &ids {
         let reports = s.batches(token, *id)?;
@@ -67,11 +68,13 @@ pub fn run(quick: bool) -> Result<()> {
             delays.push(delay);
             if r["time_ms"].as_f64().is_some_and(|t| t >= steady_from_ms) {
                 steady.push(delay);
+                processing.extend(r["processing_ms"].as_f64());
             }
         }
     }
     delays.sort_by(f64::total_cmp);
     steady.sort_by(f64::total_cmp);
+    processing.sort_by(f64::total_cmp);
     let at = |v: &[f64], p: f64| {
         v.get(((v.len() as f64 - 1.0) * p).round() as usize)
             .copied()
@@ -103,6 +106,12 @@ pub fn run(quick: bool) -> Result<()> {
         at(&steady, 0.5),
         at(&steady, 0.99),
         steady.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| processing time of those batches, p50 / p99 / max | {:.2} / {:.2} / {:.2} ms | |",
+        at(&processing, 0.5),
+        at(&processing, 0.99),
+        processing.last().copied().unwrap_or(f64::NAN)
     );
     println!(
         "| creating and starting the {jobs} jobs over HTTP | {:.1} s | |",

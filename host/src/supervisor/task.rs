@@ -190,14 +190,23 @@ impl Timer {
 
     fn run(&self) {
         let mut heap = self.heap.lock().expect("timer lock");
+        let mut due = Vec::new();
         loop {
             let now = Instant::now();
             match heap.peek() {
                 Some(Reverse(e)) if e.due <= now => {
-                    let Reverse(e) = heap.pop().expect("peeked");
-                    if e.task.generation.load(Ordering::SeqCst) == e.generation {
-                        e.task.dispatch();
+                    // Every entry due now, then dispatched without the lock (steps that end
+                    // meanwhile add their next entries).
+                    while heap.peek().is_some_and(|Reverse(e)| e.due <= now) {
+                        due.push(heap.pop().expect("peeked").0);
                     }
+                    drop(heap);
+                    for e in due.drain(..) {
+                        if e.task.generation.load(Ordering::SeqCst) == e.generation {
+                            e.task.dispatch();
+                        }
+                    }
+                    heap = self.heap.lock().expect("timer lock");
                 }
                 Some(Reverse(e)) => {
                     let wait = e.due - now;
