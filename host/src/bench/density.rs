@@ -75,10 +75,19 @@ pub fn run(quick: bool) -> Result<()> {
     delays.sort_by(f64::total_cmp);
     steady.sort_by(f64::total_cmp);
     processing.sort_by(f64::total_cmp);
-    let at = |v: &[f64], p: f64| {
-        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
+    // A table row of a sorted sample: p50 / p99 / max.
+    let row = |what: String, v: &[f64], goal: &str| {
+        let at = |p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let max = v.last().copied().unwrap_or(f64::NAN);
+        println!(
+            "| {what}, p50 / p99 / max | {:.2} / {:.2} / {max:.2} ms | {goal} |",
+            at(0.5),
+            at(0.99)
+        );
     };
     println!(
         "\n## Density: {jobs} jobs of {tenants} tenants on one server (1 s batches, 10 lines/s each, native word count)\n"
@@ -93,26 +102,20 @@ pub fn run(quick: bool) -> Result<()> {
         "| threads a job | {:.2} | no thread per job |",
         (threads1 - threads0) / jobs as f64
     );
-    println!(
-        "| scheduling delay over all {} batches (jobs still being created over HTTP meanwhile), p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | |",
-        delays.len(),
-        at(&delays, 0.5),
-        at(&delays, 0.99),
-        delays.last().copied().unwrap_or(f64::NAN)
+    row(
+        format!(
+            "scheduling delay over all {} batches (jobs still being created over HTTP meanwhile)",
+            delays.len()
+        ),
+        &delays,
+        "",
     );
-    println!(
-        "| scheduling delay over the {} batches once all jobs run, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 < 50 ms |",
-        steady.len(),
-        at(&steady, 0.5),
-        at(&steady, 0.99),
-        steady.last().copied().unwrap_or(f64::NAN)
+    row(
+        format!("scheduling delay over the {} batches once all jobs run", steady.len()),
+        &steady,
+        "p99 < 50 ms",
     );
-    println!(
-        "| processing time of those batches, p50 / p99 / max | {:.2} / {:.2} / {:.2} ms | |",
-        at(&processing, 0.5),
-        at(&processing, 0.99),
-        processing.last().copied().unwrap_or(f64::NAN)
-    );
+    row("processing time of those batches".into(), &processing, "");
     println!(
         "| creating and starting the {jobs} jobs over HTTP | {:.1} s | |",
         started.as_secs_f64()
