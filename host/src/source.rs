@@ -2,7 +2,7 @@
 //! records when it cuts the batch; live sources (socket, directory) gather in the background
 //! between cuts, deterministic ones (batches file, unpaced generator) produce on demand.
 
-mod batches;
+pub mod batches;
 mod directory;
 pub mod generator;
 pub mod http;
@@ -169,7 +169,7 @@ pub fn open_with(
         ),
         SourceSpec::Nexmark(n) => Box::new(nexmark::NexmarkSource::new(
             n.seed,
-            n.events_per_s.unwrap_or(nexmark::EVENTS_PER_S_DEFAULT),
+            n.rate(),
             n.events,
             n.paced,
             batch_ms,

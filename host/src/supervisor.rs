@@ -194,7 +194,7 @@ pub struct Job {
     pub max_refused: RefusedLimits,
 }
 
-/// What a supervisor tells whoever watches it, on its own thread.
+/// What a supervisor tells whoever watches it, from the thread its step runs on.
 pub trait Observer: Send + 'static {
     /// The state changed (`Running` once the job is built, then `Stopping`, `Stopped` or
     /// `Failed`; a shutdown ends in `Stopped` with `ended == Some(Ended::Shutdown)`).
@@ -213,7 +213,7 @@ pub struct Options {
     /// Stop after this many batches (default: a deterministic source's batches; live sources
     /// run until stopped).
     pub batches: Option<u64>,
-    /// The job's name (thread name, logs).
+    /// The job's name (its start thread's name, logs).
     pub name: String,
     /// How long to wait for a command at most before looking at the clock again (a manual
     /// clock in tests moves without waking anyone).

@@ -188,3 +188,25 @@ fn q7_finds_the_highest_bids_of_each_tumbling_window() {
     got.sort();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_rate_that_makes_no_event_a_batch_is_refused_at_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = json!({
+        "name": "empty", "batch_interval": "100ms",
+        "modules": { "nexmark": "builtin:nexmark" },
+        "source": { "nexmark": { "events_per_s": 5, "events": 10 } },
+        "stages": [ { "map": { "udf": "nexmark", "function": "pass_through" } } ],
+        "sink": { "print": {} }
+    });
+    let job = dir.path().join("job.json");
+    std::fs::write(&job, spec.to_string()).unwrap();
+    let out = sluice(&["run", job.to_str().unwrap()], 60);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("source.nexmark.events_per_s: 5 events/s make no event in a batch of 100ms"),
+        "{}",
+        out.stderr
+    );
+}

@@ -226,6 +226,19 @@ pub struct NexmarkSpec {
     pub paced: bool,
 }
 
+impl NexmarkSpec {
+    /// Events a second of event time, the default applied.
+    pub fn rate(&self) -> u64 {
+        self.events_per_s
+            .unwrap_or(crate::source::nexmark::EVENTS_PER_S_DEFAULT)
+    }
+
+    /// Events in a batch of `batch_ms`.
+    pub fn events_per_batch(&self, batch_ms: i64) -> u64 {
+        crate::source::nexmark::per_batch(self.rate(), batch_ms)
+    }
+}
+
 /// A `kafka` source.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

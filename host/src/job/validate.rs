@@ -637,18 +637,14 @@ fn check_source(c: &mut Checker<'_>, source: &SourceSpec, path: &str) {
                 );
             }
         }
-        SourceSpec::Nexmark(n) => {
-            let rate = n.events_per_s.unwrap_or(crate::source::nexmark::EVENTS_PER_S_DEFAULT);
-            if crate::source::nexmark::per_batch(rate, c.batch_ms) == 0 {
-                c.err(
-                    format!("{path}.nexmark.events_per_s"),
-                    format!(
-                        "{rate} events/s make no event in a batch of {}: ask for at least one event a batch",
-                        Millis(c.batch_ms)
-                    ),
-                );
-            }
-        }
+        SourceSpec::Nexmark(n) if n.events_per_batch(c.batch_ms) == 0 => c.err(
+            format!("{path}.nexmark.events_per_s"),
+            format!(
+                "{} events/s make no event in a batch of {}: ask for at least one event a batch",
+                n.rate(),
+                Millis(c.batch_ms)
+            ),
+        ),
         SourceSpec::Generator {
             rate_per_s: Some(0), ..
         } => c.err(format!("{path}.generator.rate_per_s"), "must be positive"),

@@ -209,11 +209,10 @@ fn source_records(
             ));
         }
         SourceSpec::Nexmark(n) => {
-            let rate = n.events_per_s.unwrap_or(crate::source::nexmark::EVENTS_PER_S_DEFAULT);
             parts.push((
                 format!("{path}.nexmark.events_per_s"),
-                crate::source::nexmark::per_batch(rate, batch_ms) as u128,
-                format!("{rate} events/s x {}", Millis(batch_ms)),
+                n.events_per_batch(batch_ms) as u128,
+                format!("{} events/s x {}", n.rate(), Millis(batch_ms)),
             ));
         }
         SourceSpec::Http { buffer_records } => {

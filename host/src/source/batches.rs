@@ -30,21 +30,8 @@ pub struct BatchesSource {
 impl BatchesSource {
     /// Opens the file and counts its lines (batches).
     pub fn open(path: &str) -> Result<BatchesSource, SourceError> {
-        let mut file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
-        let mut lines = 0u64;
-        let mut last = b'\n';
-        let mut chunk = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut chunk).map_err(|e| read_error(path, e))?;
-            if n == 0 {
-                break;
-            }
-            lines += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
-            last = chunk[n - 1];
-        }
-        if last != b'\n' {
-            lines += 1; // a last line without its newline
-        }
+        let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
+        let lines = count_lines(file).map_err(|e| read_error(path, e))?;
         Ok(BatchesSource {
             path: path.to_owned(),
             reader: Self::reader(path)?,
@@ -138,6 +125,25 @@ impl Source for BatchesSource {
     fn position(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({}))
     }
+}
+
+/// The lines of a file, read 1 MiB at a time (a last line without its newline counts).
+pub fn count_lines(mut file: impl Read) -> std::io::Result<u64> {
+    let mut lines = 0u64;
+    let mut last = b'\n';
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        lines += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
+        last = chunk[n - 1];
+    }
+    if last != b'\n' {
+        lines += 1;
+    }
+    Ok(lines)
 }
 
 /// A line's array, parsed straight into `out`.

@@ -130,13 +130,12 @@ fn num(out: &mut String, n: impl itoa::Integer) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
-/// Appends `n` as 4 digits (leading zeros).
+/// Appends `n % 10,000` as 4 digits (leading zeros).
 fn four_digits(out: &mut String, n: u64) {
-    let s = itoa::Buffer::new().format(n % 10_000).len();
-    for _ in s..4 {
-        out.push('0');
-    }
-    num(out, n % 10_000);
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n % 10_000);
+    out.extend(std::iter::repeat_n('0', 4 - digits.len()));
+    out.push_str(digits);
 }
 
 /// Makes Nexmark's events.
@@ -422,21 +421,11 @@ mod tests {
         assert_eq!((stamps[0], *stamps.last().unwrap()), (0, 999));
         assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
         let at = s.position().unwrap();
-        let b2: Vec<Vec<u8>> = s
-            .next_batch(tick(2))
-            .unwrap()
-            .iter()
-            .map(|r| r.value.to_vec())
-            .collect();
+        let values = |b: RecordBatch| -> Vec<Vec<u8>> { b.iter().map(|r| r.value.to_vec()).collect() };
+        let b2 = values(s.next_batch(tick(2)).unwrap());
         assert_eq!(s.next_batch(tick(3)).unwrap().len(), 2_000);
         assert_eq!(s.next_batch(tick(4)).unwrap().len(), 0);
         s.seek(&at).unwrap();
-        let again: Vec<Vec<u8>> = s
-            .next_batch(tick(2))
-            .unwrap()
-            .iter()
-            .map(|r| r.value.to_vec())
-            .collect();
-        assert_eq!(b2, again);
+        assert_eq!(b2, values(s.next_batch(tick(2)).unwrap()));
     }
 }
